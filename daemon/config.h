@@ -1,0 +1,93 @@
+#pragma once
+// relay.yaml: the keys DESIGN §5 fixes plus relay's own tuning keys.
+// Loading validates everything; an error names the file, the line, the key
+// and what is wrong, e.g. "relay.yaml:7: kafka.brokers: must be a string".
+// Unknown keys are errors too (a typo must not silently fall back to a default).
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "routing/channel.h"
+#include "routing/duration.h"
+#include "routing/job.h"
+#include "routing/result.h"
+
+namespace relay {
+
+struct kafka_topics {
+  std::string jobs = "relay.jobs";
+  std::string registry = "relay.registry";
+  std::string events = "relay.events";
+  std::string dlq = "relay.jobs.dlq";
+  std::string bids = "relay.bids";
+};
+
+struct kafka_config {
+  std::string brokers = "embedded";  // "embedded" or a bootstrap list "h1:9092,h2:9092"
+  std::string group_id = "relay";
+  kafka_topics topics;
+  std::vector<std::pair<std::string, std::string>> properties;  // passed to librdkafka as given
+  int embedded_partitions = 4;                                  // partitions per topic on the embedded cluster
+  bool embedded() const { return brokers == "embedded"; }
+};
+
+struct http_config {
+  std::string listen = "127.0.0.1:8080";
+};
+
+// One (carrier, channel) connector: a plug-in instance and its settings.
+struct connector_config {
+  std::string plugin;  // plug-in name: <plugins_dir>/<plugin>.so
+  // Every other key of the channel's map, flattened ("a.b" for nested maps,
+  // JSON text for lists), passed to the plug-in's on_create as given.
+  std::vector<std::pair<std::string, std::string>> settings;
+};
+
+struct carrier_config {
+  std::string id;
+  std::optional<connector_config> channels[kChannelCount];  // indexed by channel
+};
+
+enum class multi_carrier : uint8_t { primary, all };
+
+struct retry_policy {
+  std::chrono::milliseconds initial_backoff{200};
+  std::chrono::milliseconds max_backoff{30000};
+  int max_attempts = 8;  // including the first submit
+  double jitter = 0.2;   // +-20 % of each backoff
+};
+
+struct limits_config {
+  job_limits job;                          // limits.max_job_bytes, max_content_bytes, max_users_per_job
+  size_t connector_queue = 20000;          // in-flight messages per connector
+  size_t pending_jobs_per_partition = 2000;  // accepted, not yet fanned out; above: pause the partition
+  size_t fanout_chunk = 1024;              // recipients per durable fan-out checkpoint
+};
+
+struct config {
+  std::string source_path;  // the file it was loaded from
+  std::string data_dir = "var";
+  kafka_config kafka;
+  http_config http;
+  std::string plugins_dir;  // empty: beside relayd (build tree) or ../lib/relay/plugins
+  std::vector<carrier_config> carriers;
+  multi_carrier carriers_multi = multi_carrier::primary;  // `carriers_multi: primary | all`
+  std::vector<channel> default_order{channel::rcs, channel::sms, channel::email};
+  retry_policy retry;
+  limits_config limits;
+  std::chrono::milliseconds drain_timeout{10000};  // shutdown.drain_timeout
+  bool sync_writes = false;                         // storage.sync
+  std::string log_level = "info";                   // log.level
+};
+
+// Loads and validates a config file. Relative data_dir and plugins_dir stay
+// as written (relative to the working directory, like every daemon).
+result<config> load_config(const std::string& path);
+
+// Same, from text (tests); `name` stands in for the file name in errors.
+result<config> parse_config(const std::string& yaml_text, const std::string& name);
+
+}  // namespace relay

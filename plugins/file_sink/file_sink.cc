@@ -1,0 +1,1 @@
+// placeholder until the file_sink helper lands
