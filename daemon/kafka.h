@@ -26,6 +26,8 @@ namespace relay {
 
 // librdkafka's Kafka-protocol mock cluster, hosted in this process, listening
 // on 127.0.0.1. Keeps nothing across restarts.
+// @locality: any thread; the brokers run on librdkafka's own threads. Destroy
+// it after every client connected to it.
 class embedded_kafka {
  public:
   // Starts `brokers` brokers and creates every topic of `topics` with
@@ -49,12 +51,17 @@ class embedded_kafka {
 // is "embedded" (read from <data_dir>/kafka.bootstrap for clients), else the list.
 result<std::string> resolve_bootstrap(const config& cfg);
 std::string bootstrap_file(const config& cfg);  // <data_dir>/kafka.bootstrap
+// relayd, after embedded_kafka::start: writes `bootstrap` to bootstrap_file(cfg)
+// (via a temporary file and rename, so a reader never sees half a line).
+result<void> write_bootstrap_file(const config& cfg, const std::string& bootstrap);
 
 struct kafka_header {
   std::string_view name;
   std::string_view value;
 };
 
+// @locality: any one thread at a time (relay's core thread); delivery reports
+// are served on the thread that calls produce(), poll() or flush().
 class kafka_producer {
  public:
   // Idempotent producer (enable.idempotence=true) with cfg.kafka.properties applied.
@@ -62,9 +69,11 @@ class kafka_producer {
                                                         const std::string& bootstrap);
   ~kafka_producer();  // flushes up to 5 s
 
-  // Queues one message (bytes copied). When librdkafka's local queue is full
-  // it serves delivery reports and retries for up to `max_block`, then fails
-  // with errc::busy.
+  // Queues one message (bytes copied; an empty key is sent as a null key).
+  // When librdkafka's local queue is full it serves delivery reports and
+  // retries for up to `max_block`, then fails with errc::busy. The first
+  // message to a topic looks the topic up (at most max_block, capped at 5 s):
+  // a topic the cluster does not have fails with errc::not_found naming it.
   result<void> produce(std::string_view topic, std::string_view key, std::string_view value,
                        std::span<const kafka_header> headers = {},
                        std::chrono::milliseconds max_block = std::chrono::milliseconds(5000));
@@ -82,9 +91,20 @@ class kafka_producer {
  private:
   kafka_producer() = default;
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t*, void*);
+  static void on_error(rd_kafka_t*, int, const char*, void*);
+  result<rd_kafka_topic_t*> topic_handle(std::string_view topic, std::chrono::milliseconds wait);
+  struct topic_entry {
+    std::string name;
+    rd_kafka_topic_t* rkt;
+  };
   rd_kafka_t* rk_ = nullptr;
+  std::string bootstrap_;
+  std::vector<topic_entry> topics_;  // few (events, dlq): a linear search, no allocation
   uint64_t delivered_ = 0;
   uint64_t failed_ = 0;
+  uint32_t since_poll_ = 0;                                  // produce() serves reports every so often
+  std::vector<int> logged_delivery_errors_;                  // error kinds already logged once
+  std::vector<std::pair<int, int64_t>> error_log_times_;     // client errors: code -> last log (ms)
 };
 
 // A batch of consumed messages; destroys them when it goes.
@@ -110,10 +130,18 @@ inline std::string_view key(const rd_kafka_message_t* m) {
   return {static_cast<const char*>(m->key), m->key_len};
 }
 
+// @locality: one thread (relay's core thread). The rebalance listener runs on
+// that thread too, from inside consume() and close().
+//
+// Every message_batch filled by consume() must be cleared before the consumer
+// is destroyed (messages hold references into librdkafka's handle).
 class kafka_consumer {
  public:
-  // Called on the core thread from inside consume() when the group assigns or
-  // revokes partitions of the subscribed topic.
+  // Called on the core thread from inside consume() (and close()) when the
+  // group assigns or revokes partitions of the subscribed topic. on_revoked
+  // runs before the partitions are given up, so offsets stored there are
+  // committed; messages of a revoked partition are not returned by consume()
+  // after on_revoked. The listener must outlive the consumer.
   class rebalance_listener {
    public:
     virtual ~rebalance_listener() = default;
@@ -138,7 +166,8 @@ class kafka_consumer {
   ~kafka_consumer();  // close()
 
   // Appends up to `max` messages to `out`, waiting at most `timeout` for the
-  // first. Error events (e.g. broker down) are logged, not returned as messages.
+  // first (then takes what is already there, without waiting for more).
+  // Error events (e.g. broker down) are logged, not returned as messages.
   size_t consume(message_batch& out, size_t max, std::chrono::milliseconds timeout);
 
   // Records that everything before `next_offset` in `partition` is done; the
@@ -148,7 +177,9 @@ class kafka_consumer {
   void resume(int32_t partition);
 
   // A descriptor that becomes readable when messages are waiting (for the
-  // core loop's poll); drain it with clear_wake().
+  // core loop's poll); drain it with clear_wake(), then consume() until it
+  // returns less than asked (librdkafka writes once per empty->non-empty
+  // transition of its queue). -1 after close().
   int wake_fd() const { return wake_fd_[0]; }
   void clear_wake();
 
@@ -170,12 +201,23 @@ class kafka_consumer {
  private:
   kafka_consumer() = default;
   static void on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t*, void*);
+  // Shared tail of subscribe() and assign_all(): handle, consumer queue, wake pipe.
+  static result<std::unique_ptr<kafka_consumer>> create(rd_kafka_conf_t* conf,
+                                                        const std::string& topic, bool group,
+                                                        rebalance_listener* listener);
+  size_t keep_messages(std::vector<rd_kafka_message_t*>& items, size_t from, size_t n);
+  void log_consumer_error(const rd_kafka_message_t* m);
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
   rebalance_listener* listener_ = nullptr;
   std::string topic_;
   int wake_fd_[2] = {-1, -1};
   bool closed_ = false;
+  bool group_ = false;                                       // subscribe(): commits; assign_all(): never
+  rd_kafka_topic_partition_list_t* store_list_ = nullptr;    // one element, reused by store_offset()
+  std::vector<uint8_t> assigned_;                            // by partition, kept by on_rebalance
+  uint64_t rebalances_ = 0;                                  // bumped by on_rebalance
+  std::vector<std::pair<int, int64_t>> error_log_times_;     // error code -> last log (ms)
 };
 
 }  // namespace relay

@@ -19,6 +19,11 @@ class plugin_library {
   // on_destroy / on_submit present. Errors say which and what was found, e.g.
   // "plugins/old.so: plug-in ABI 2.0 is not supported by this relay (ABI 1.0)".
   static result<std::shared_ptr<plugin_library>> load(const std::string& path);
+
+  // Wraps a table linked into the calling binary (unit tests' fake
+  // plug-ins), validated like a loaded one; `name` stands in for the path.
+  static result<std::shared_ptr<plugin_library>> from_table_for_test(const relay_plugin* table,
+                                                                     const std::string& name);
   ~plugin_library();
 
   const relay_plugin& table() const { return *table_; }

@@ -42,6 +42,8 @@ std::string encode_directory_entry(std::string_view user_id, const profile& p,
                                    const std::vector<carrier_link>& carriers);
 
 // Decodes a directory value into `out`, whose string_views point into `value`.
+// Bounds-checked: malformed bytes are errc::corruption, never a read past `value`.
+// Addresses are filled only for channels in the carrier's mask.
 result<void> decode_directory_entry(std::string_view value, uint32_t ordinal, recipient& out);
 
 class directory_reader {
@@ -56,9 +58,21 @@ class directory_reader {
   result<std::span<const recipient>> read(std::span<const uint32_t> ordinals);
 
  private:
+  // Where one found entry's value sits in arena_; views are made from these
+  // only after the whole batch is copied, because appending may move arena_.
+  struct slot {
+    uint32_t ordinal;
+    uint32_t offset;
+    uint32_t size;
+  };
+
+  // All owned by the reader and reused from call to call (no per-recipient
+  // allocation once they have grown to the batch size). Not thread-safe: one
+  // reader per fan-out thread.
   store& db_;
-  std::unique_ptr<rocksdb::Iterator> it_;
+  std::unique_ptr<rocksdb::Iterator> it_;  // refreshed at the start of every read()
   std::vector<recipient> out_;
+  std::vector<slot> slots_;
   std::string arena_;  // backing bytes of the views
 };
 

@@ -8,10 +8,16 @@
 //   "a" \0 field \0 value           users whose profile attribute `field` equals `value`
 //                                   (fields: gender, region, occupation, birth_year, locale)
 // Values: a Roaring bitmap in portable serialisation.
-// Merge operands: one byte '+' (add) or '-' (remove) followed by a portable
-// Roaring bitmap. The full merge applies operands in order.
+// Merge operands: one or more segments, each one byte '+' (add) or '-'
+// (remove) followed by a portable Roaring bitmap. The full merge applies
+// operands, and the segments inside each, in order; a writer that both adds
+// and removes ordinals under one key in a batch concatenates a '-' and a '+'
+// segment into a single Merge. Partial merges fold any run of operands into
+// one "- removed + added" operand (the last op on an ordinal wins), so they
+// never need the base value. Malformed data fails the merge (RocksDB reports
+// Corruption) rather than silently dropping recipients.
 
-#include <roaring/roaring.hh>
+#include "routing/roaring_compat.h"
 
 #include <memory>
 #include <string>
@@ -30,7 +36,9 @@ std::string attribute_posting_key(std::string_view field, std::string_view value
 // Prefix of every registration posting of a company (all its services).
 std::string registration_posting_prefix(std::string_view company);
 
-std::string encode_posting_delta(char op, const roaring::Roaring& ordinals);  // op: '+' or '-'
+// One segment; op: '+' or '-' (anything else is treated as '+'). Run-optimised.
+std::string encode_posting_delta(char op, const roaring::Roaring& ordinals);
+// A full posting value (the merge result); errc::corruption when malformed.
 result<roaring::Roaring> decode_posting(std::string_view value);
 
 std::shared_ptr<rocksdb::MergeOperator> make_posting_merge_operator();

@@ -23,7 +23,10 @@ namespace relay {
 // Stages records and turns them into one WriteBatch. Records staged into the
 // same writer see each other's effects (a register after an upsert of the
 // same user in one batch works). A record that fails to stage leaves nothing
-// behind. Not thread-safe; one writer per applying thread.
+// behind. Not thread-safe, and one writer per database: it hands out user
+// ordinals from a counter it caches, so two writers would hand out the same
+// ordinal. A user's state is read from the DB on its first touch after a
+// flush, so the caller writes each flushed batch before staging more.
 class registry_writer {
  public:
   registry_writer(store& db, const clock& clk);
@@ -57,7 +60,15 @@ struct user_view {
 };
 
 // One user's profile, carriers and registrations (relayctl registry get).
+// errc::not_found for unknown (or deleted) users.
 result<user_view> get_user(store& db, std::string_view user_id);
+
+// The `profiles` value starts with the user's ordinal (4 bytes BE); the rest is
+// the registry's own profile encoding. For callers that look users up in bulk
+// (MultiGet on cf::profiles) and only need the ordinal, e.g. targeting `to.users`.
+result<uint32_t> decode_profile_ordinal(std::string_view profiles_value);
+// One user's ordinal; errc::not_found for unknown (or deleted) users.
+result<uint32_t> lookup_ordinal(store& db, std::string_view user_id);
 
 // Applies a whole JSONL stream (relayctl registry import --offline, bench):
 // large write batches; malformed lines are reported through `on_error` and

@@ -6,9 +6,11 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "routing/result.h"
 
@@ -17,12 +19,12 @@ namespace relay {
 enum class cf : uint8_t {
   registrations,   // company \0 service \0 user      -> registered_at (8 bytes BE ms) + source
   user_companies,  // user \0 company \0 service      -> ""
-  profiles,        // user                           -> profile JSON + ordinal (see registry.h)
+  profiles,        // user                           -> ordinal (4 bytes BE) + profile (see registry.h)
   user_carriers,   // user \0 carrier                -> carrier link (see registry.h)
   directory,       // ordinal (4 bytes BE)           -> routing record for fan-out (see directory.h)
   postings,        // posting key (see postings.h)   -> Roaring bitmap of ordinals (merge operator)
   jobs,            // job_id \0 kind                 -> job record, target set, chunks (see job_store.h)
-  counters,        // counter key                    -> uint64 LE (uint64add merge operator)
+  counters,        // counter key                    -> uint64 LE (counter_merge.h merge operator)
   meta,            // name                           -> value (next ordinal, registry offsets, ...)
   count_
 };
@@ -56,13 +58,17 @@ class store {
   // Secondary only: replays what the primary wrote since the last call.
   result<void> catch_up();
 
-  // Flushes memtables and closes; called by the destructor too.
+  // Flushes memtables (primary) and closes; idempotent, called by the destructor too.
+  // After close() every other call returns an error.
   void close();
 
  private:
   store() = default;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* handles_[kColumnFamilyCount] = {};
+  // Column families found on disk that this build does not know (a newer
+  // relay made them); RocksDB requires opening them, we only close them.
+  std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;
   rocksdb::WriteOptions write_options_;
   bool secondary_ = false;
 };

@@ -4,7 +4,7 @@
 // set. Listed users who are not registered come back by id so they can be
 // reported as `rejected: not_registered`.
 
-#include <roaring/roaring.hh>
+#include "routing/roaring_compat.h"
 
 #include <string>
 #include <vector>

@@ -1,0 +1,380 @@
+#include "daemon/relay_service.h"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "routing/job_store.h"
+
+namespace relay {
+namespace {
+
+constexpr size_t kJobsPerTurn = 2000;
+constexpr size_t kRegistryPerTurn = 5000;
+constexpr size_t kFanoutBudget = 16384;
+
+}  // namespace
+
+relay_service::relay_service(config cfg, std::string exe_path)
+    : config_(std::move(cfg)),
+      exe_path_(std::move(exe_path)),
+      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      timer_(io_) {}
+
+relay_service::~relay_service() {
+  if (!stopped_) finish_stop();
+  if (completion_fd_ >= 0 && !completion_wake_) ::close(completion_fd_);
+}
+
+result<void> relay_service::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) return make_error(errc::io_error, config_.data_dir + ": cannot create data_dir: " + ec.message());
+
+  store_options so;
+  so.sync_writes = config_.sync_writes;
+  auto db = store::open(config_.data_dir + "/db", so);
+  if (!db) return db.err();
+  db_ = std::move(*db);
+
+  if (config_.kafka.embedded()) {
+    auto cluster = embedded_kafka::start(config_.kafka.topics, config_.kafka.embedded_partitions);
+    if (!cluster) return cluster.err();
+    embedded_ = std::move(*cluster);
+    bootstrap_ = embedded_->bootstrap();
+    if (auto r = write_bootstrap_file(config_, bootstrap_); !r) return r.err();
+    std::printf("relayd: embedded Kafka cluster at %s (address in %s)\n", bootstrap_.c_str(),
+                bootstrap_file(config_).c_str());
+    std::fflush(stdout);
+  } else {
+    bootstrap_ = config_.kafka.brokers;
+  }
+
+  auto producer = kafka_producer::create(config_.kafka, bootstrap_);
+  if (!producer) return producer.err();
+  producer_ = std::move(*producer);
+  events_ = std::make_unique<event_publisher>(*producer_, config_.kafka.topics.events, clock_);
+
+  completion_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (completion_fd_ < 0) return make_error(errc::io_error, "eventfd failed");
+  const int wake_fd = completion_fd_;
+  std::atomic<bool>* pending = &wake_pending_;
+  auto wake = [wake_fd, pending] {
+    // Called from plug-in threads: one write per burst is enough.
+    if (!pending->exchange(true)) {
+      const uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
+    }
+  };
+
+  plugins_ = std::make_unique<plugin_loader>(
+      config_.plugins_dir.empty() ? default_plugins_dir(exe_path_) : config_.plugins_dir);
+  fanout_ = std::make_unique<fanout>(*db_, config_, *events_, clock_);
+  connectors_.resize(config_.carriers.size() * kChannelCount);
+  std::vector<connector*> attached(connectors_.size(), nullptr);
+  std::random_device seed_source;
+  for (size_t c = 0; c < config_.carriers.size(); ++c) {
+    for (int ch = 0; ch < kChannelCount; ++ch) {
+      const auto& settings = config_.carriers[c].channels[ch];
+      if (!settings) continue;
+      const std::string where = "carriers." + config_.carriers[c].id + ".channels." +
+                                std::string(to_string(static_cast<channel>(ch)));
+      auto library = plugins_->get(settings->plugin);
+      if (!library) return make_error(library.err().code, where + ": " + library.err().message);
+      auto conn = std::make_unique<connector>(
+          config_.carriers[c].id, static_cast<channel>(ch), *library, *settings,
+          config_.limits.connector_queue, config_.retry, clock_,
+          (uint64_t{seed_source()} << 32) | seed_source(), *fanout_, wake);
+      if (auto r = conn->start(); !r) return make_error(r.err().code, where + ": " + r.err().message);
+      attached[c * kChannelCount + ch] = conn.get();
+      connectors_[c * kChannelCount + ch] = std::move(conn);
+    }
+  }
+  fanout_->attach(std::move(attached));
+
+  intake_ = std::make_unique<job_intake>(*db_, config_, *producer_, *events_, *fanout_, clock_);
+  if (auto r = intake_->start(); !r) return r.err();
+  fanout_->on_job_finished([this](const active_job& j) { intake_->job_finished(j.partition); });
+
+  // The registry replica first: jobs must see the users registered before them.
+  registry_ = std::make_unique<registry_intake>(*db_, config_, clock_);
+  if (auto r = registry_->start(bootstrap_); !r) return r.err();
+  if (!registry_->catch_up(std::chrono::seconds(60))) {
+    spdlog::warn("registry: not caught up with {} after 60 s; continuing while it catches up",
+                 config_.kafka.topics.registry);
+  }
+
+  // Unfinished jobs from before a stop or crash resume first.
+  auto active = load_active_jobs(*db_);
+  if (!active) return active.err();
+  size_t resumed_chunks = 0;
+  for (stored_job& s : *active) {
+    auto spec = parse_job(s.record.json, config_.limits.job);
+    if (!spec) {
+      spdlog::error("job {}: stored job no longer parses ({}); leaving it", s.job_id, spec.err().message);
+      continue;
+    }
+    auto job = std::make_unique<active_job>();
+    job->job_id = s.job_id;
+    job->spec = std::move(*spec);
+    job->seq = s.record.seq;
+    job->partition = -1;  // its Kafka offset was stored when it was accepted
+    job->accepted_at_ms = s.record.accepted_at_ms;
+    job->json = std::move(s.record.json);
+    job->target = roaring::Roaring::readSafe(s.target.data(), s.target.size());
+    job->progress = s.progress;
+    for (const chunk_range& r : s.open_chunks) job->resume_chunks.push_back(r);
+    resumed_chunks += s.open_chunks.size();
+    fanout_->add_job(std::move(job));
+  }
+  if (!active->empty()) {
+    spdlog::info("resuming {} unfinished jobs ({} chunks possibly in flight when relayd stopped)",
+                 active->size(), resumed_chunks);
+  }
+
+  auto jobs = kafka_consumer::subscribe(config_.kafka, bootstrap_, config_.kafka.topics.jobs, this);
+  if (!jobs) return jobs.err();
+  jobs_ = std::move(*jobs);
+
+  completion_wake_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, completion_fd_);
+  jobs_wake_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(jobs_->wake_fd()));
+  registry_wake_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(registry_->wake_fd()));
+
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (!ec) request_stop();
+  });
+  if (const char* w = std::getenv("WATCHDOG_USEC")) watchdog_usec_ = std::strtoull(w, nullptr, 10);
+  next_stats_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  next_watchdog_ = std::chrono::steady_clock::now();
+  spdlog::info("relayd ready: {} carriers, {} connectors, jobs from {}, registry from {}",
+               config_.carriers.size(), std::count_if(connectors_.begin(), connectors_.end(),
+                                                      [](const auto& c) { return c != nullptr; }),
+               config_.kafka.topics.jobs, config_.kafka.topics.registry);
+  sd_notify(0, "READY=1");
+  return {};
+}
+
+int relay_service::run() {
+  schedule_pump();
+  io_.run();
+  if (!stopped_) finish_stop();
+  return 0;
+}
+
+void relay_service::request_stop() {
+  boost::asio::post(io_, [this] {
+    if (!stopping_) begin_stop();
+  });
+}
+
+void relay_service::on_assigned(std::span<const int32_t> partitions) {
+  for (int32_t p : partitions) {
+    if (p < 0) continue;
+    if (paused_.size() <= static_cast<size_t>(p)) paused_.resize(p + 1, false);
+    paused_[p] = false;
+    assigned_.push_back(p);
+  }
+  spdlog::info("{}: assigned {} partitions", config_.kafka.topics.jobs, partitions.size());
+}
+
+void relay_service::on_revoked(std::span<const int32_t> partitions) {
+  // Accepted jobs are already durable here and their offsets stored, so
+  // nothing has to be handed back; only the pause bookkeeping goes.
+  for (int32_t p : partitions) {
+    if (p >= 0 && static_cast<size_t>(p) < paused_.size()) paused_[p] = false;
+    std::erase(assigned_, p);
+  }
+  spdlog::info("{}: revoked {} partitions", config_.kafka.topics.jobs, partitions.size());
+}
+
+void relay_service::schedule_pump() {
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  boost::asio::post(io_, [this] {
+    pump_posted_ = false;
+    pump();
+  });
+}
+
+void relay_service::arm(boost::asio::posix::stream_descriptor& d, bool& armed, int which) {
+  if (armed) return;
+  armed = true;
+  d.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+               [this, &armed, which](const boost::system::error_code& ec) {
+                 armed = false;
+                 if (ec) return;
+                 if (which == 0) {
+                   uint64_t n;
+                   [[maybe_unused]] auto r = ::read(completion_fd_, &n, sizeof n);
+                   wake_pending_.store(false);
+                 } else if (which == 1) {
+                   jobs_->clear_wake();
+                 } else {
+                   registry_->clear_wake();
+                 }
+                 schedule_pump();
+               });
+}
+
+void relay_service::arm_waits() {
+  if (stopped_) return;
+  arm(*completion_wake_, completion_armed_, 0);
+  if (!stopping_) {
+    arm(*jobs_wake_, jobs_armed_, 1);
+    arm(*registry_wake_, registry_armed_, 2);
+  }
+}
+
+void relay_service::pump() {
+  if (stopped_) return;
+  bool more = false;
+  std::optional<sys_time> next_retry;
+
+  // Outcomes and events from plug-ins; due retries.
+  wake_pending_.store(false);
+  for (auto& c : connectors_) {
+    if (!c) continue;
+    if (auto due = c->poll(); due && (!next_retry || *due < *next_retry)) next_retry = due;
+  }
+
+  if (!stopping_) {
+    if (registry_->step(kRegistryPerTurn, std::chrono::milliseconds(0)) == kRegistryPerTurn) more = true;
+
+    batch_.clear();
+    const size_t n = jobs_->consume(batch_, kJobsPerTurn, std::chrono::milliseconds(0));
+    if (n > 0) {
+      intake_->process(batch_, [this](int32_t p, int64_t next) { jobs_->store_offset(p, next); });
+      batch_.clear();
+      if (n == kJobsPerTurn) more = true;
+    }
+
+    if (fanout_->step(kFanoutBudget) > 0 && fanout_->has_startable_work()) more = true;
+    apply_back_pressure();
+  }
+  if (auto r = fanout_->flush(); !r) {
+    spdlog::critical("recording outcomes failed: {}", r.err().message);
+    std::abort();
+  }
+  producer_->poll();
+
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= next_stats_) {
+    log_stats();
+    next_stats_ = now + std::chrono::seconds(10);
+  }
+  if (watchdog_usec_ > 0 && now >= next_watchdog_) {
+    sd_notify(0, "WATCHDOG=1");
+    next_watchdog_ = now + std::chrono::microseconds(watchdog_usec_ / 2);
+  }
+
+  if (stopping_) {
+    size_t in_flight = 0;
+    for (auto& c : connectors_) in_flight += c ? c->in_flight() : 0;
+    if (in_flight == 0 || now >= drain_deadline_) {
+      if (in_flight > 0) {
+        spdlog::warn("drain timeout: {} messages still in flight; they resume after restart", in_flight);
+      }
+      finish_stop();
+      return;
+    }
+  }
+
+  if (more) {
+    schedule_pump();
+    return;
+  }
+  arm_waits();
+  // A timer covers retries, periodic work and the drain deadline.
+  auto wait = std::chrono::milliseconds(stopping_ ? 20 : 200);
+  if (next_retry) {
+    auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next_retry - clock_.now());
+    wait = std::clamp(until, std::chrono::milliseconds(1), wait);
+  }
+  timer_.expires_after(wait);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) schedule_pump();
+  });
+}
+
+void relay_service::apply_back_pressure() {
+  for (int32_t p : assigned_) {
+    if (p < 0) continue;
+    if (paused_.size() <= static_cast<size_t>(p)) paused_.resize(p + 1, false);
+    const size_t pending = intake_->pending(p);
+    const size_t limit = config_.limits.pending_jobs_per_partition;
+    if (!paused_[p] && pending >= limit) {
+      jobs_->pause(p);
+      paused_[p] = true;
+      spdlog::info("{} partition {} paused: {} jobs waiting for carrier capacity",
+                   config_.kafka.topics.jobs, p, pending);
+    } else if (paused_[p] && pending <= limit / 2) {
+      jobs_->resume(p);
+      paused_[p] = false;
+      spdlog::info("{} partition {} resumed", config_.kafka.topics.jobs, p);
+    }
+  }
+}
+
+void relay_service::begin_stop() {
+  stopping_ = true;
+  sd_notify(0, "STOPPING=1");
+  size_t in_flight = 0;
+  for (auto& c : connectors_) in_flight += c ? c->in_flight() : 0;
+  spdlog::info("stopping: no new jobs; draining {} in-flight messages (up to {} ms)", in_flight,
+               config_.drain_timeout.count());
+  drain_deadline_ = std::chrono::steady_clock::now() + config_.drain_timeout;
+  if (jobs_wake_) jobs_wake_->cancel();
+  if (registry_wake_) registry_wake_->cancel();
+  schedule_pump();
+}
+
+void relay_service::finish_stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (fanout_) (void)fanout_->flush();
+  if (jobs_) {
+    if (auto r = jobs_->commit(); !r) spdlog::warn("committing offsets at stop: {}", r.err().message);
+    jobs_->close();
+  }
+  if (registry_) registry_->close();
+  for (auto& c : connectors_) {
+    if (c) c->stop(std::chrono::milliseconds(0));
+  }
+  if (fanout_) (void)fanout_->flush();  // outcomes reported while the plug-ins stopped
+  if (producer_) {
+    if (auto r = producer_->flush(std::chrono::seconds(5)); !r) {
+      spdlog::warn("events not delivered at stop: {}", r.err().message);
+    }
+  }
+  log_stats();
+  // Everything that reads the store goes before it closes.
+  intake_.reset();
+  fanout_.reset();
+  if (db_) db_->close();
+  timer_.cancel();
+  signals_.cancel();
+  if (completion_wake_) completion_wake_->cancel();
+  io_.stop();
+  spdlog::info("relayd stopped");
+}
+
+void relay_service::log_stats() {
+  if (!intake_ || !fanout_) return;  // after the stop
+  const auto& in = intake_->stats();
+  const auto& out = fanout_->stats();
+  spdlog::info(
+      "jobs received={} accepted={} duplicate={} dead-lettered={} finished={} active={} | "
+      "recipients sent={} failed={} no_route={} | registry applied={} rejected={} | events={} dropped={}",
+      in.received, in.accepted, in.duplicates, in.dead_lettered, out.jobs_finished, fanout_->active_jobs(),
+      out.recipients_sent, out.recipients_failed, out.recipients_no_route,
+      registry_ ? registry_->applied() : 0, registry_ ? registry_->rejected() : 0,
+      events_ ? events_->published() : 0, events_ ? events_->dropped() : 0);
+}
+
+}  // namespace relay
