@@ -10,6 +10,8 @@
 
 #include "daemon/config.h"
 
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -25,7 +27,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
-#include <set>
+#include <sstream>
 #include <string_view>
 
 namespace relay {
@@ -78,42 +80,33 @@ struct map_entry {
   value_ref value;
 };
 
+// Settings and lists may nest, and YAML aliases can make a node contain
+// itself (`a: &x [*x]`); every recursion below stops at this depth.
+constexpr int kMaxDepth = 32;
+
+[[noreturn]] void fail_too_deep(const YAML::Mark& mark, const std::string& path) {
+  fail(mark, path,
+       "nested more than " + std::to_string(kMaxDepth) +
+           " levels deep (or an alias refers to itself)");
+}
+
+bool is_merge_key(const YAML::Node& key) {
+  return key.IsScalar() && key.Tag() == "?" && key.Scalar() == "<<";
+}
+
 // The entries of a YAML map in document order. A null node (a section whose
 // keys are all commented out) reads as an empty map. Rejects non-map nodes,
 // non-scalar keys, duplicate keys and, when `known` is non-empty, unknown keys.
+// Understands YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`), which yaml-cpp
+// 0.7 leaves to the application: keys written in the map win over merged
+// ones, earlier merged maps over later ones; merged entries follow the
+// written ones.
 class map_view {
  public:
-  map_view(const value_ref& where, std::initializer_list<std::string_view> known = {})
-      : mark_(where.mark), path_(where.path) {
-    const YAML::Node& node = where.node;
-    if (node.IsNull()) return;
-    if (!node.IsMap()) fail(where.mark, path_, "must be a map (key: value)");
-    std::map<std::string, int, std::less<>> first_line;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node key_node(it->first);
-      const YAML::Node value(it->second);
-      if (!key_node.IsScalar()) fail(key_node.Mark(), path_, "keys must be plain names");
-      std::string key = key_node.Scalar();
-      std::string path = join_key(path_, key);
-      if (auto seen = first_line.find(key); seen != first_line.end()) {
-        fail(key_node.Mark(), path, "duplicate key (first at line " + std::to_string(seen->second + 1) + ")");
-      }
-      first_line.emplace(key, key_node.Mark().line);
-      if (known.size() != 0) {
-        bool ok = false;
-        for (std::string_view k : known) ok = ok || k == key;
-        if (!ok) {
-          std::string expected;
-          for (std::string_view k : known) {
-            if (!expected.empty()) expected += ", ";
-            expected += k;
-          }
-          fail(key_node.Mark(), path, "unknown key (expected one of: " + expected + ")");
-        }
-      }
-      entries_.push_back(map_entry{std::move(key), key_node,
-                                   value_ref{value, entry_mark(key_node, value), std::move(path)}});
-    }
+  map_view(const value_ref& where, std::initializer_list<std::string_view> known = {},
+           int depth = 0)
+      : mark_(where.mark), path_(where.path), known_(known) {
+    add(where, true, depth);
   }
 
   const value_ref* find(std::string_view key) const {
@@ -128,8 +121,63 @@ class map_view {
   std::string path_of(std::string_view key) const { return join_key(path_, key); }
 
  private:
+  // `written`: the map itself (duplicates are errors), else a merged map
+  // (keys already present are skipped).
+  void add(const value_ref& where, bool written, int depth) {
+    if (depth > kMaxDepth) fail_too_deep(where.mark, where.path);
+    const YAML::Node& node = where.node;
+    if (node.IsNull()) return;
+    if (!node.IsMap()) fail(where.mark, where.path, "must be a map (key: value)");
+    std::vector<value_ref> merges;
+    std::map<std::string, int, std::less<>> first_line;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key_node(it->first);
+      const YAML::Node value(it->second);
+      if (!key_node.IsScalar()) fail(key_node.Mark(), path_, "keys must be plain names");
+      std::string key = key_node.Scalar();
+      std::string path = join_key(path_, key);
+      if (is_merge_key(key_node)) {
+        if (value.IsSequence()) {
+          for (auto m = value.begin(); m != value.end(); ++m)
+            merges.push_back(value_ref{*m, key_node.Mark(), path});
+        } else {
+          merges.push_back(value_ref{value, key_node.Mark(), path});
+        }
+        continue;
+      }
+      if (auto seen = first_line.find(key); seen != first_line.end()) {
+        fail(key_node.Mark(), path,
+             "duplicate key (first at line " + std::to_string(seen->second + 1) + ")");
+      }
+      first_line.emplace(key, key_node.Mark().line);
+      if (!written && find(key) != nullptr) continue;
+      check_known(key_node, key, path);
+      entries_.push_back(map_entry{std::move(key), key_node,
+                                   value_ref{value, entry_mark(key_node, value), std::move(path)}});
+    }
+    for (const value_ref& m : merges) {
+      if (!m.node.IsMap()) fail(m.mark, m.path, "a merge key (<<) needs a map or a list of maps");
+      add(m, false, depth + 1);
+    }
+  }
+
+  void check_known(const YAML::Node& key_node, const std::string& key,
+                   const std::string& path) const {
+    if (known_.empty()) return;
+    for (std::string_view k : known_) {
+      if (k == key) return;
+    }
+    std::string expected;
+    for (std::string_view k : known_) {
+      if (!expected.empty()) expected += ", ";
+      expected += k;
+    }
+    fail(key_node.Mark(), path, "unknown key (expected one of: " + expected + ")");
+  }
+
   YAML::Mark mark_;
   std::string path_;
+  std::vector<std::string_view> known_;  // views of string literals
   std::vector<map_entry> entries_;
 };
 
@@ -165,7 +213,8 @@ T as_positive(const value_ref& v, T max = std::numeric_limits<T>::max()) {
   const std::string& s = v.node.Scalar();
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (s.empty() || ec == std::errc::invalid_argument || end != s.data() + s.size()) fail(v.mark, v.path, what);
+  if (s.empty() || ec == std::errc::invalid_argument || end != s.data() + s.size())
+    fail(v.mark, v.path, what);
   if (ec == std::errc::result_out_of_range || n > static_cast<uint64_t>(max)) {
     fail(v.mark, v.path, what + " no greater than " + std::to_string(max));
   }
@@ -201,20 +250,23 @@ std::chrono::milliseconds as_duration(const value_ref& v) {
   const std::string what = "must be a duration such as 250ms, 30s, 10m, 2h or 1d";
   if (!v.node.IsScalar()) fail(v.mark, v.path, what);
   result<std::chrono::milliseconds> d = parse_duration(v.node.Scalar());
-  if (!d) fail(v.mark, v.path, "invalid duration " + quoted(v.node.Scalar()) + ": " + d.err().message);
+  if (!d)
+    fail(v.mark, v.path, "invalid duration " + quoted(v.node.Scalar()) + ": " + d.err().message);
   return *d;
 }
 
 channel as_channel(const value_ref& v) {
   if (!v.node.IsScalar()) fail(v.mark, v.path, "must be a channel name (rcs, sms or email)");
   std::optional<channel> c = parse_channel(v.node.Scalar());
-  if (!c) fail(v.mark, v.path, "unknown channel " + quoted(v.node.Scalar()) + " (expected rcs, sms or email)");
+  if (!c)
+    fail(v.mark, v.path,
+         "unknown channel " + quoted(v.node.Scalar()) + " (expected rcs, sms or email)");
   return *c;
 }
 
 bool is_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-         c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 // [A-Za-z0-9._-]+: carrier ids end up in file paths, URLs (/hooks/{carrier}/...)
@@ -234,13 +286,27 @@ void append_json_string(std::string_view s, std::string& out) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -283,10 +349,14 @@ bool is_json_number(std::string_view s) {
 // A list (or anything inside one) as compact JSON. Plain (unquoted) scalars
 // that read as JSON numbers or true/false/null stay bare; everything else,
 // including any quoted scalar, becomes a JSON string.
-void append_json(const YAML::Node& node, const YAML::Mark& mark, const std::string& path, std::string& out) {
+void append_json(const YAML::Node& node, const YAML::Mark& mark, const std::string& path,
+                 std::string& out, int depth) {
+  if (depth > kMaxDepth) fail_too_deep(mark, path);
   switch (node.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: out += "null"; return;
+    case YAML::NodeType::Undefined:
+      out += "null";
+      return;
     case YAML::NodeType::Scalar: {
       const std::string& s = node.Scalar();
       if (node.Tag() == "?" && (is_json_number(s) || s == "true" || s == "false" || s == "null")) {
@@ -303,7 +373,7 @@ void append_json(const YAML::Node& node, const YAML::Mark& mark, const std::stri
         if (!first) out += ',';
         first = false;
         const YAML::Node item(*it);
-        append_json(item, item.Mark().is_null() ? mark : item.Mark(), path, out);
+        append_json(item, item.Mark().is_null() ? mark : item.Mark(), path, out, depth + 1);
       }
       out += ']';
       return;
@@ -319,7 +389,7 @@ void append_json(const YAML::Node& node, const YAML::Mark& mark, const std::stri
         first = false;
         append_json_string(key.Scalar(), out);
         out += ':';
-        append_json(value, entry_mark(key, value), path, out);
+        append_json(value, entry_mark(key, value), path, out, depth + 1);
       }
       out += '}';
       return;
@@ -332,19 +402,23 @@ using settings_list = std::vector<std::pair<std::string, std::string>>;
 // One entry of a channel map, flattened: nested maps become "a.b" keys,
 // lists JSON text, scalars their text, a null value "".
 void flatten_setting(const std::string& key, const value_ref& v, settings_list& out,
-                     std::map<std::string, int, std::less<>>& seen) {
+                     std::map<std::string, int, std::less<>>& seen, int depth) {
+  if (depth > kMaxDepth) fail_too_deep(v.mark, v.path);
   if (v.node.IsMap()) {
-    map_view nested(v);
-    for (const map_entry& e : nested.entries()) flatten_setting(key + "." + e.key, e.value, out, seen);
+    map_view nested(v, {}, depth);
+    for (const map_entry& e : nested.entries())
+      flatten_setting(key + "." + e.key, e.value, out, seen, depth + 1);
     return;
   }
   if (auto it = seen.find(key); it != seen.end()) {
-    fail(v.mark, v.path, "setting " + quoted(key) + " is given twice (first at line " + std::to_string(it->second + 1) + ")");
+    fail(v.mark, v.path,
+         "setting " + quoted(key) + " is given twice (first at line " +
+             std::to_string(it->second + 1) + ")");
   }
   seen.emplace(key, v.mark.line);
   std::string text;
   if (v.node.IsSequence()) {
-    append_json(v.node, v.mark, v.path, text);
+    append_json(v.node, v.mark, v.path, text, depth);
   } else if (v.node.IsScalar()) {
     text = v.node.Scalar();
   }
@@ -357,7 +431,8 @@ std::string as_topic(const value_ref& v) {
   std::string s = as_nonempty_string(v);
   bool ok = s.size() <= 249 && s != "." && s != "..";
   for (char c : s) ok = ok && is_name_char(c);
-  if (!ok) fail(v.mark, v.path, "must be a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)");
+  if (!ok)
+    fail(v.mark, v.path, "must be a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)");
   return s;
 }
 
@@ -367,7 +442,10 @@ void read_topics(const value_ref& where, kafka_topics& t) {
     std::string_view key;
     std::string* field;
   };
-  const slot slots[] = {{"jobs", &t.jobs}, {"registry", &t.registry}, {"events", &t.events}, {"dlq", &t.dlq},
+  const slot slots[] = {{"jobs", &t.jobs},
+                        {"registry", &t.registry},
+                        {"events", &t.events},
+                        {"dlq", &t.dlq},
                         {"bids", &t.bids}};
   for (const slot& s : slots) {
     if (const value_ref* v = m.find(s.key)) *s.field = as_topic(*v);
@@ -381,8 +459,8 @@ void read_topics(const value_ref& where, kafka_topics& t) {
       if (v == nullptr) v = m.find(slots[j].key);
       const std::string path = v != nullptr ? v->path : m.path_of(slots[i].key);
       fail(v != nullptr ? v->mark : m.mark(), path,
-           "topic " + quoted(*slots[i].field) + " is used for both " + std::string(slots[j].key) + " and " +
-               std::string(slots[i].key));
+           "topic " + quoted(*slots[i].field) + " is used for both " + std::string(slots[j].key) +
+               " and " + std::string(slots[i].key));
     }
   }
 }
@@ -392,7 +470,8 @@ void read_kafka(const value_ref& where, kafka_config& k) {
   if (const value_ref* v = m.find("brokers")) k.brokers = as_nonempty_string(*v);
   if (const value_ref* v = m.find("group_id")) k.group_id = as_nonempty_string(*v);
   if (const value_ref* v = m.find("topics")) read_topics(*v, k.topics);
-  if (const value_ref* v = m.find("embedded_partitions")) k.embedded_partitions = as_positive<int>(*v, 1024);
+  if (const value_ref* v = m.find("embedded_partitions"))
+    k.embedded_partitions = as_positive<int>(*v, 1024);
   if (const value_ref* v = m.find("properties")) {
     // Any librdkafka property, passed on as text; librdkafka validates names
     // and values when relayd creates its clients.
@@ -434,11 +513,13 @@ void read_http(const value_ref& where, http_config& h) {
 }
 
 connector_config read_connector(const value_ref& where) {
-  if (!where.node.IsMap()) fail(where.mark, where.path, "must be a map with at least `plugin: NAME`");
+  if (!where.node.IsMap())
+    fail(where.mark, where.path, "must be a map with at least `plugin: NAME`");
   map_view m(where);
   connector_config c;
   const value_ref* plugin = m.find("plugin");
-  if (plugin == nullptr) fail(m.mark(), m.path_of("plugin"), "is required (the plug-in that serves this channel)");
+  if (plugin == nullptr)
+    fail(m.mark(), m.path_of("plugin"), "is required (the plug-in that serves this channel)");
   c.plugin = as_nonempty_string(*plugin);
   // The name becomes <plugins_dir>/<plugin>.so: no directories, no hidden files.
   if (!is_plain_name(c.plugin) || c.plugin.front() == '.') {
@@ -447,7 +528,7 @@ connector_config read_connector(const value_ref& where) {
   std::map<std::string, int, std::less<>> seen;
   for (const map_entry& e : m.entries()) {
     if (e.key == "plugin") continue;
-    flatten_setting(e.key, e.value, c.settings, seen);
+    flatten_setting(e.key, e.value, c.settings, seen, 0);
   }
   return c;
 }
@@ -459,22 +540,28 @@ carrier_config read_carrier(const value_ref& where, std::map<std::string, int, s
   const value_ref* id = m.find("id");
   if (id == nullptr) fail(m.mark(), m.path_of("id"), "is required");
   c.id = as_nonempty_string(*id);
-  if (!is_plain_name(c.id)) fail(id->mark, id->path, "must use only letters, digits, '.', '_' and '-'");
+  if (!is_plain_name(c.id))
+    fail(id->mark, id->path, "must use only letters, digits, '.', '_' and '-'");
   if (auto it = ids.find(c.id); it != ids.end()) {
-    fail(id->mark, id->path, "duplicate carrier id " + quoted(c.id) + " (first at line " + std::to_string(it->second + 1) + ")");
+    fail(id->mark, id->path,
+         "duplicate carrier id " + quoted(c.id) + " (first at line " +
+             std::to_string(it->second + 1) + ")");
   }
   ids.emplace(c.id, id->mark.line);
 
   const value_ref* channels = m.find("channels");
-  if (channels == nullptr) fail(m.mark(), m.path_of("channels"), "is required (at least one of rcs, sms, email)");
-  if (!channels->node.IsMap()) fail(channels->mark, channels->path, "must be a map of channel name to connector");
+  if (channels == nullptr)
+    fail(m.mark(), m.path_of("channels"), "is required (at least one of rcs, sms, email)");
+  if (!channels->node.IsMap())
+    fail(channels->mark, channels->path, "must be a map of channel name to connector");
   map_view cm(*channels);
   for (const map_entry& e : cm.entries()) {
     std::optional<channel> ch = parse_channel(e.key);
     if (!ch) fail(e.key_node.Mark(), e.value.path, "unknown channel (expected rcs, sms or email)");
     c.channels[static_cast<int>(*ch)] = read_connector(e.value);
   }
-  if (cm.entries().empty()) fail(channels->mark, channels->path, "must name at least one channel (rcs, sms or email)");
+  if (cm.entries().empty())
+    fail(channels->mark, channels->path, "must name at least one channel (rcs, sms or email)");
   return c;
 }
 
@@ -491,7 +578,8 @@ void read_default_order(const value_ref& where, std::vector<channel>& out) {
   for (const value_ref& item : items) {
     channel c = as_channel(item);
     for (channel seen : order) {
-      if (seen == c) fail(item.mark, item.path, "channel " + quoted(to_string(c)) + " is listed twice");
+      if (seen == c)
+        fail(item.mark, item.path, "channel " + quoted(to_string(c)) + " is listed twice");
     }
     order.push_back(c);
   }
@@ -504,7 +592,8 @@ void read_retry(const value_ref& where, retry_policy& r) {
   const value_ref* max = m.find("max_backoff");
   if (initial != nullptr) {
     r.initial_backoff = as_duration(*initial);
-    if (r.initial_backoff.count() == 0) fail(initial->mark, initial->path, "must be greater than 0");
+    if (r.initial_backoff.count() == 0)
+      fail(initial->mark, initial->path, "must be greater than 0");
   }
   if (max != nullptr) r.max_backoff = as_duration(*max);
   if (const value_ref* v = m.find("max_attempts")) r.max_attempts = as_positive<int>(*v);
@@ -519,10 +608,12 @@ void read_limits(const value_ref& where, limits_config& l) {
   map_view m(where, {"max_job_bytes", "max_content_bytes", "max_users_per_job", "connector_queue",
                      "pending_jobs_per_partition", "fanout_chunk"});
   if (const value_ref* v = m.find("max_job_bytes")) l.job.max_job_bytes = as_positive<size_t>(*v);
-  if (const value_ref* v = m.find("max_content_bytes")) l.job.max_content_bytes = as_positive<size_t>(*v);
+  if (const value_ref* v = m.find("max_content_bytes"))
+    l.job.max_content_bytes = as_positive<size_t>(*v);
   if (const value_ref* v = m.find("max_users_per_job")) l.job.max_users = as_positive<size_t>(*v);
   if (const value_ref* v = m.find("connector_queue")) l.connector_queue = as_positive<size_t>(*v);
-  if (const value_ref* v = m.find("pending_jobs_per_partition")) l.pending_jobs_per_partition = as_positive<size_t>(*v);
+  if (const value_ref* v = m.find("pending_jobs_per_partition"))
+    l.pending_jobs_per_partition = as_positive<size_t>(*v);
   if (const value_ref* v = m.find("fanout_chunk")) l.fanout_chunk = as_positive<size_t>(*v);
 }
 
@@ -531,18 +622,22 @@ config read_config(const YAML::Node& root, const std::string& name) {
   cfg.source_path = name;
   // An empty file is an empty map (and then fails for want of carriers).
   YAML::Mark top_mark = root.Mark().is_null() ? YAML::Mark() : root.Mark();
-  if (!root.IsNull() && !root.IsMap()) fail(top_mark, "", "the file must be a YAML map of settings (key: value)");
-  map_view m(value_ref{root, top_mark, ""}, {"data_dir", "kafka", "http", "plugins_dir", "carriers", "carriers_multi",
-                                             "default_order", "retry", "limits", "shutdown", "storage", "log"});
+  if (!root.IsNull() && !root.IsMap())
+    fail(top_mark, "", "the file must be a YAML map of settings (key: value)");
+  map_view m(value_ref{root, top_mark, ""},
+             {"data_dir", "kafka", "http", "plugins_dir", "carriers", "carriers_multi",
+              "default_order", "retry", "limits", "shutdown", "storage", "log"});
 
   if (const value_ref* v = m.find("data_dir")) cfg.data_dir = as_nonempty_string(*v);
   if (const value_ref* v = m.find("kafka")) read_kafka(*v, cfg.kafka);
   if (const value_ref* v = m.find("http")) read_http(*v, cfg.http);
-  if (const value_ref* v = m.find("plugins_dir")) cfg.plugins_dir = v->node.IsNull() ? "" : as_string(*v);
+  if (const value_ref* v = m.find("plugins_dir"))
+    cfg.plugins_dir = v->node.IsNull() ? "" : as_string(*v);
   const value_ref* carriers = m.find("carriers");
   if (carriers != nullptr) read_carriers(*carriers, cfg.carriers);
   if (cfg.carriers.empty()) {
-    fail(carriers != nullptr ? carriers->mark : m.mark(), "carriers", "at least one carrier is required");
+    fail(carriers != nullptr ? carriers->mark : m.mark(), "carriers",
+         "at least one carrier is required");
   }
   if (const value_ref* v = m.find("carriers_multi")) {
     std::string s = v->node.IsScalar() ? v->node.Scalar() : "";
@@ -569,13 +664,74 @@ config read_config(const YAML::Node& root, const std::string& name) {
     map_view s(*v, {"level"});
     if (const value_ref* l = s.find("level")) {
       std::string level = l->node.IsScalar() ? l->node.Scalar() : "";
-      if (level != "trace" && level != "debug" && level != "info" && level != "warn" && level != "error") {
+      if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+          level != "error") {
         fail(l->mark, l->path, "must be one of trace, debug, info, warn, error");
       }
       cfg.log_level = std::move(level);
     }
   }
   return cfg;
+}
+
+// Counts the documents of a stream without building them. YAML::LoadAll is
+// not used: yaml-cpp 0.7 answers a stray ',' or similar at document level
+// with an endless series of empty documents that never consume it, and
+// LoadAll collects them until memory runs out.
+class document_probe final : public YAML::EventHandler {
+ public:
+  struct document {
+    YAML::Mark start;
+    bool empty = true;  // nothing but a null
+  };
+  std::vector<document> documents;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { documents.push_back(document{mark}); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content(); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    content();
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    content();
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    content();
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void content() {
+    if (!documents.empty()) documents.back().empty = false;
+  }
+};
+
+// Throws config_error unless the text holds at most one document with
+// content (a trailing `---` with nothing after it is harmless).
+void check_single_document(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  document_probe probe;
+  // Three are enough to tell one document, several, and a parser that is
+  // stuck (a new document starting where the previous one did).
+  for (int i = 0; i < 3 && parser.HandleNextDocument(probe); ++i) {
+  }
+  const auto& docs = probe.documents;
+  for (size_t i = 1; i < docs.size(); ++i) {
+    if (docs[i].start.pos == docs[i - 1].start.pos) {
+      const auto pos = static_cast<size_t>(docs[i].start.pos);
+      std::string what = "YAML syntax error: unexpected ";
+      what +=
+          pos < text.size() ? quoted(std::string_view(&text[pos], 1)) : std::string("end of file");
+      fail(docs[i].start, "", std::move(what));
+    }
+    if (!docs[i].empty) fail(docs[i].start, "", "only one YAML document is allowed");
+  }
 }
 
 // "FILE:LINE: " (LINE 1-based), or "FILE: " when yaml-cpp gave no position.
@@ -588,19 +744,18 @@ std::string where_prefix(const std::string& name, const YAML::Mark& mark) {
 
 result<config> parse_config(const std::string& yaml_text, const std::string& name) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
-    for (size_t i = 1; i < docs.size(); ++i) {
-      if (!docs[i].IsNull()) {
-        return make_error(errc::invalid_argument,
-                          where_prefix(name, docs[i].Mark()) + "only one YAML document is allowed");
-      }
-    }
-    return read_config(docs.empty() ? YAML::Node() : docs[0], name);
+    const YAML::Node root =
+        YAML::Load(yaml_text);  // the first document; throws on syntax errors in it
+    check_single_document(yaml_text);
+    return read_config(root, name);
   } catch (const config_error& e) {
     std::string line = where_prefix(name, e.mark);
     if (!e.path.empty()) line += e.path + ": ";
     line += e.what;
     return make_error(errc::invalid_argument, std::move(line));
+  } catch (const YAML::DeepRecursion& e) {
+    return make_error(errc::invalid_argument,
+                      where_prefix(name, e.mark) + "YAML syntax error: nested too deeply");
   } catch (const YAML::Exception& e) {
     // Syntax errors (and any other yaml-cpp failure): e.msg is without
     // yaml-cpp's own "error at line N, column M" prefix. Errors noticed at the
@@ -612,7 +767,8 @@ result<config> parse_config(const std::string& yaml_text, const std::string& nam
       if (!yaml_text.empty() && yaml_text.back() == '\n') --last_line;
       mark.line = std::max(0, std::min(mark.line, last_line));
     }
-    return make_error(errc::invalid_argument, where_prefix(name, mark) + "YAML syntax error: " + e.msg);
+    return make_error(errc::invalid_argument,
+                      where_prefix(name, mark) + "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
     return make_error(errc::invalid_argument, name + ": cannot load: " + e.what());
   } catch (...) {
@@ -623,13 +779,15 @@ result<config> parse_config(const std::string& yaml_text, const std::string& nam
 result<config> load_config(const std::string& path) {
   std::string text;
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return make_error(errc::io_error, path + ": cannot read file: " + std::strerror(errno));
+  if (f == nullptr)
+    return make_error(errc::io_error, path + ": cannot read file: " + std::strerror(errno));
   char buf[16384];
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
   const int read_errno = std::ferror(f) ? errno : 0;
   std::fclose(f);
-  if (read_errno != 0) return make_error(errc::io_error, path + ": cannot read file: " + std::strerror(read_errno));
+  if (read_errno != 0)
+    return make_error(errc::io_error, path + ": cannot read file: " + std::strerror(read_errno));
   return parse_config(text, path);
 }
 

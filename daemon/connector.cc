@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <random>
@@ -22,7 +23,9 @@ constexpr uint64_t make_submit_id(uint32_t index, uint32_t generation) {
   return (uint64_t{generation} << 32) | index;
 }
 constexpr uint32_t slot_of(uint64_t submit_id) { return static_cast<uint32_t>(submit_id); }
-constexpr uint32_t generation_of(uint64_t submit_id) { return static_cast<uint32_t>(submit_id >> 32); }
+constexpr uint32_t generation_of(uint64_t submit_id) {
+  return static_cast<uint32_t>(submit_id >> 32);
+}
 
 // Plug-ins may pass {NULL, n}; treat that as empty rather than crash.
 std::string_view view(relay_str s) {
@@ -32,10 +35,14 @@ relay_str to_relay(std::string_view s) { return relay_str{s.data(), s.size()}; }
 
 spdlog::level::level_enum to_spdlog(relay_log_level level) {
   switch (level) {
-    case RELAY_LOG_DEBUG: return spdlog::level::debug;
-    case RELAY_LOG_INFO: return spdlog::level::info;
-    case RELAY_LOG_WARN: return spdlog::level::warn;
-    case RELAY_LOG_ERROR: return spdlog::level::err;
+    case RELAY_LOG_DEBUG:
+      return spdlog::level::debug;
+    case RELAY_LOG_INFO:
+      return spdlog::level::info;
+    case RELAY_LOG_WARN:
+      return spdlog::level::warn;
+    case RELAY_LOG_ERROR:
+      return spdlog::level::err;
   }
   return spdlog::level::warn;
 }
@@ -159,7 +166,10 @@ struct connector::impl {
         was_empty = s->pending_outcomes.empty() && s->pending_events.empty();
         reported_outcome& o = s->pending_outcomes.next();
         o.submit_id = submit_id;
-        o.status = static_cast<int>(status);
+        // A plug-in may pass a value outside the enum; read it as the int it
+        // is (a plain enum load of it would be undefined behaviour).
+        static_assert(sizeof(status) == sizeof(o.status));
+        std::memcpy(&o.status, &status, sizeof(o.status));
         o.carrier_ref.assign(view(carrier_ref));
         o.detail.assign(view(detail));
       }
@@ -175,8 +185,8 @@ struct connector::impl {
     auto* s = static_cast<impl*>(ctx);
     try {
       if (event == nullptr || event->struct_size < sizeof(relay_event)) {
-        spdlog::warn("{}: ignoring an event with a missing or short relay_event ({} bytes)", s->name,
-                     event != nullptr ? event->struct_size : 0u);
+        spdlog::warn("{}: ignoring an event with a missing or short relay_event ({} bytes)",
+                     s->name, event != nullptr ? event->struct_size : 0u);
         return;
       }
       if (event->type < RELAY_EVENT_DELIVERED || event->type > RELAY_EVENT_INBOUND) {
@@ -250,6 +260,7 @@ struct connector::impl {
     ++sl.attempts;
     ++sl.generation;
     sl.in_plugin = true;
+    ++in_plugin;
     ++stats.submitted;
 
     const job_context& job = *sl.job;
@@ -308,6 +319,7 @@ struct connector::impl {
     }
     slot& sl = slots[index];
     sl.in_plugin = false;
+    --in_plugin;
     switch (o.status) {
       case RELAY_SUBMIT_ACCEPTED:
         ++stats.accepted;
@@ -324,13 +336,15 @@ struct connector::impl {
           const sys_time due = now + backoff(sl.attempts);
           retry_heap.emplace_back(due, index);
           std::push_heap(retry_heap.begin(), retry_heap.end(), std::greater<>());
-          spdlog::debug("{}: attempt {} of submit {} will be retried in {} ms: {}", name, sl.attempts,
-                        o.submit_id, (due - now).count(), o.detail);
+          spdlog::debug("{}: attempt {} of submit {} will be retried in {} ms: {}", name,
+                        sl.attempts, o.submit_id, (due - now).count(), o.detail);
           return;
         }
         ++stats.failed;
         detail_buffer.clear();
-        detail_buffer.append("gave up after ").append(std::to_string(sl.attempts)).append(" attempts: ");
+        detail_buffer.append("gave up after ")
+            .append(std::to_string(sl.attempts))
+            .append(" attempts: ");
         detail_buffer.append(o.detail);
         finish(index, RELAY_SUBMIT_FAILED, {}, detail_buffer);
         return;
@@ -423,6 +437,7 @@ struct connector::impl {
   std::vector<std::pair<sys_time, uint32_t>> retry_heap;  // min-heap by due time
   std::vector<host_rejection> rejections;
   connector_stats stats;
+  size_t in_plugin = 0;  // slots submitted to the plug-in and not yet answered
   bool polling = false;
   std::string detail_buffer;  // backs connector_outcome::detail for host-made details
   reuse_queue<reported_outcome> work_outcomes;
@@ -438,8 +453,9 @@ struct connector::impl {
 connector::connector(std::string carrier_id, channel ch, std::shared_ptr<plugin_library> library,
                      connector_config config, size_t capacity, retry_policy retry, const clock& clk,
                      uint64_t random_seed, connector_listener& listener, std::function<void()> wake)
-    : impl_(std::make_unique<impl>(*this, std::move(carrier_id), ch, std::move(library), std::move(config),
-                                   capacity, retry, clk, random_seed, listener, std::move(wake))) {}
+    : impl_(std::make_unique<impl>(*this, std::move(carrier_id), ch, std::move(library),
+                                   std::move(config), capacity, retry, clk, random_seed, listener,
+                                   std::move(wake))) {}
 
 connector::~connector() {
   try {
@@ -455,10 +471,12 @@ result<void> connector::start() {
   }
   std::vector<relay_kv> kv;
   kv.reserve(s.config.settings.size());
-  for (const auto& [key, value] : s.config.settings) kv.push_back(relay_kv{to_relay(key), to_relay(value)});
+  for (const auto& [key, value] : s.config.settings)
+    kv.push_back(relay_kv{to_relay(key), to_relay(value)});
 
   char error[512] = {};
-  void* instance = s.library->table().on_create(&s.host, kv.data(), kv.size(), error, sizeof(error));
+  void* instance =
+      s.library->table().on_create(&s.host, kv.data(), kv.size(), error, sizeof(error));
   error[sizeof(error) - 1] = '\0';  // do not trust the plug-in to terminate it
   if (instance == nullptr) {
     std::string reason = error[0] != '\0' ? error : "on_create failed without giving a reason";
@@ -535,13 +553,12 @@ void connector::stop(std::chrono::milliseconds timeout) {
       // Retry times are on the injected clock; map the distance onto the
       // steady clock for the wait.
       const auto wait = std::max(std::chrono::milliseconds(0), *due - s.clk.now());
-      const bool waiting_only_for_retries =
-          std::none_of(s.slots.begin(), s.slots.end(), [](const impl::slot& sl) { return sl.in_plugin; });
-      if (waiting_only_for_retries && now + wait >= deadline) break;  // nothing can finish in time
+      if (s.in_plugin == 0 && now + wait >= deadline) break;  // only retries left, none due in time
       until = std::min(deadline, now + wait);
     }
     std::unique_lock lock(s.mu);
-    s.cv.wait_until(lock, until, [&] { return !s.pending_outcomes.empty() || !s.pending_events.empty(); });
+    s.cv.wait_until(lock, until,
+                    [&] { return !s.pending_outcomes.empty() || !s.pending_events.empty(); });
   }
 
   {
@@ -554,8 +571,9 @@ void connector::stop(std::chrono::milliseconds timeout) {
   s.poll();
 
   if (const size_t left = s.in_flight(); left > 0) {
-    spdlog::warn("{}: stopped with {} message(s) in flight; they are resubmitted from the checkpoint", s.name,
-                 left);
+    spdlog::warn(
+        "{}: stopped with {} message(s) in flight; they are resubmitted from the checkpoint",
+        s.name, left);
   } else {
     spdlog::info("{}: stopped", s.name);
   }
@@ -566,6 +584,7 @@ void connector::stop(std::chrono::milliseconds timeout) {
     s.slots[i].job = nullptr;
     s.free_slots.push_back(i);
   }
+  s.in_plugin = 0;
   s.retry_heap.clear();
 }
 

@@ -50,9 +50,18 @@ bool should_log(std::vector<std::pair<int, int64_t>>& times, int code,
   return true;
 }
 
+// librdkafka logs errors and warnings only (kafka.properties may change it):
+// its warnings are the ones an operator must see, e.g. an offset reset that
+// skipped unread messages, or max.poll.interval.ms exceeded.
+constexpr const char* kLibrdkafkaLogLevel = "4";
+
 // librdkafka's own log lines, from its threads, to spdlog (thread-safe).
-// log_level=3 keeps only errors unless kafka.properties raises it.
 void log_to_spdlog(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  // kafka.properties is shared by producers and consumers, so "X is a
+  // consumer property and will be ignored by this producer" is expected.
+  if (std::strcmp(fac, "CONFWARN") == 0 && std::strstr(buf, "will be ignored by this")) {
+    level = 7;
+  }
   const auto lvl = level <= 3   ? spdlog::level::err
                    : level == 4 ? spdlog::level::warn
                    : level <= 6 ? spdlog::level::info
@@ -167,7 +176,7 @@ result<std::unique_ptr<embedded_kafka>> embedded_kafka::start(const kafka_topics
                                   brokers, partitions));
   }
   conf_ptr conf(rd_kafka_conf_new());
-  if (auto r = set_all(conf.get(), {{"client.id", "relay-embedded"}, {"log_level", "3"}}); !r) {
+  if (auto r = set_all(conf.get(), {{"client.id", "relay-embedded"}, {"log_level", kLibrdkafkaLogLevel}}); !r) {
     return r.err();
   }
   rd_kafka_conf_set_log_cb(conf.get(), &log_to_spdlog);
@@ -302,7 +311,7 @@ result<std::unique_ptr<kafka_producer>> kafka_producer::create(const kafka_confi
                                 {"compression.type", "none"},
                                 {"partitioner", "murmur2_random"},  // as Java clients
                                 {"allow.auto.create.topics", "false"},
-                                {"log_level", "3"}});
+                                {"log_level", kLibrdkafkaLogLevel}});
   if (!r) return r.err();
   if (r = apply_properties(conf.get(), cfg); !r) return r.err();
 
@@ -524,7 +533,7 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::subscribe(const kafka_co
                                 {"enable.auto.offset.store", "false"},
                                 {"auto.offset.reset", "earliest"},
                                 {"enable.partition.eof", "false"},
-                                {"log_level", "3"}});
+                                {"log_level", kLibrdkafkaLogLevel}});
   if (!r) return r.err();
   if (r = apply_properties(conf.get(), cfg); !r) return r.err();
   rd_kafka_conf_set_rebalance_cb(conf.get(), &kafka_consumer::on_rebalance);
@@ -554,7 +563,7 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::assign_all(
                                 {"enable.auto.offset.store", "false"},
                                 {"auto.offset.reset", "earliest"},
                                 {"enable.partition.eof", "false"},
-                                {"log_level", "3"}});
+                                {"log_level", kLibrdkafkaLogLevel}});
   if (!r) return r.err();
   if (r = apply_properties(conf.get(), cfg); !r) return r.err();
   auto c = create(conf.release(), topic, /*group=*/false, nullptr);
@@ -717,6 +726,16 @@ void kafka_consumer::log_consumer_error(const rd_kafka_message_t* m) {
     return;
   }
   if (!should_log(error_log_times_, m->err)) return;
+  if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+    // With auto.offset.reset=error (kafka.properties): the position fell out
+    // of the log (retention; the embedded cluster keeps only ~5 MiB per
+    // partition). With earliest, librdkafka logs the reset as a warning.
+    spdlog::error("kafka consumer ({}): {} [{}]: {}; messages before the new position were "
+                  "skipped unread",
+                  topic_, m->rkt ? rd_kafka_topic_name(m->rkt) : topic_.c_str(), m->partition,
+                  rd_kafka_message_errstr(m));
+    return;
+  }
   if (m->rkt) {
     spdlog::warn("kafka consumer ({}): {} [{}]: {}", topic_, rd_kafka_topic_name(m->rkt),
                  m->partition, rd_kafka_message_errstr(m));

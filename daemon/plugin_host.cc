@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 
 // The table size a plug-in of ABI 1.0 must have: everything up to and
 // including on_webhook. Later minors only append fields.
-constexpr size_t kMinPluginTableSize = offsetof(relay_plugin, on_webhook) + sizeof(relay_plugin::on_webhook);
+constexpr size_t kMinPluginTableSize =
+    offsetof(relay_plugin, on_webhook) + sizeof(relay_plugin::on_webhook);
 
 std::string abi_text(uint32_t version) {
   return std::to_string(version >> 16) + "." + std::to_string(version & 0xffffu);
@@ -117,8 +118,8 @@ result<std::shared_ptr<plugin_library>> plugin_library::load(const std::string& 
   return lib;
 }
 
-result<std::shared_ptr<plugin_library>> plugin_library::from_table_for_test(const relay_plugin* table,
-                                                                            const std::string& name) {
+result<std::shared_ptr<plugin_library>> plugin_library::from_table_for_test(
+    const relay_plugin* table, const std::string& name) {
   if (auto invalid = check_table(table); !invalid.empty()) {
     return make_error(errc::unsupported, name + ": " + invalid);
   }
@@ -139,8 +140,9 @@ plugin_loader::plugin_loader(std::string plugins_dir) : dir_(std::move(plugins_d
 result<std::shared_ptr<plugin_library>> plugin_loader::get(const std::string& name) {
   if (auto it = loaded_.find(name); it != loaded_.end()) return it->second;
   if (!plain_name(name)) {
-    return make_error(errc::invalid_argument,
-                      "plug-in name \"" + name + "\" must be a plain file name (letters, digits, _ - .)");
+    return make_error(
+        errc::invalid_argument,
+        "plug-in name \"" + name + "\" must be a plain file name (letters, digits, _ - .)");
   }
   const std::string path = (fs::path(dir_) / (name + ".so")).string();
   std::error_code ec;
@@ -151,8 +153,8 @@ result<std::shared_ptr<plugin_library>> plugin_loader::get(const std::string& na
                                              " does not exist or is not a directory");
     }
     return make_error(errc::not_found, "plug-in \"" + name + "\" not found: no " + path +
-                                           " (plugins_dir " + dir_ + " has: " + available_plugins(dir_) +
-                                           ")");
+                                           " (plugins_dir " + dir_ +
+                                           " has: " + available_plugins(dir_) + ")");
   }
   auto lib = plugin_library::load(path);
   if (!lib) return lib.err();

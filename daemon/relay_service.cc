@@ -246,12 +246,16 @@ void relay_service::pump() {
   if (!stopping_) {
     if (registry_->step(kRegistryPerTurn, std::chrono::milliseconds(0)) == kRegistryPerTurn) more = true;
 
+    // Never take more in one turn than a partition may have pending, so a
+    // paused partition's backlog stays within its limit.
+    const size_t max_jobs = std::min(kJobsPerTurn, config_.limits.pending_jobs_per_partition);
     batch_.clear();
-    const size_t n = jobs_->consume(batch_, kJobsPerTurn, std::chrono::milliseconds(0));
+    const size_t n = jobs_->consume(batch_, max_jobs, std::chrono::milliseconds(0));
     if (n > 0) {
       intake_->process(batch_, [this](int32_t p, int64_t next) { jobs_->store_offset(p, next); });
       batch_.clear();
-      if (n == kJobsPerTurn) more = true;
+      apply_back_pressure();
+      if (n == max_jobs) more = true;
     }
 
     if (fanout_->step(kFanoutBudget) > 0 && fanout_->has_startable_work()) more = true;

@@ -186,6 +186,9 @@ int cmd_registry_import(relay::config& cfg, const options& opt) {
   if (opt.args.size() != 3) return usage();
   const std::string& path = opt.args[2];
   if (opt.offline) {
+    std::error_code ec;
+    std::filesystem::create_directories(cfg.data_dir, ec);
+    if (ec) return fail(cfg.data_dir + ": cannot create data_dir: " + ec.message());
     relay::store_options so;
     auto db = relay::store::open(cfg.data_dir + "/db", so);
     if (!db) return fail(db.err().message + " (is relayd running? --offline needs it stopped)");

@@ -26,7 +26,8 @@ class counter_add_operator final : public rocksdb::AssociativeMergeOperator {
   bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing_value,
              const rocksdb::Slice& value, std::string* new_value,
              rocksdb::Logger* /*logger*/) const override {
-    uint64_t base = existing_value ? decode_counter({existing_value->data(), existing_value->size()}) : 0;
+    uint64_t base =
+        existing_value ? decode_counter({existing_value->data(), existing_value->size()}) : 0;
     *new_value = encode_counter(base + decode_counter({value.data(), value.size()}));
     return true;
   }

@@ -26,7 +26,8 @@ struct recipient_carrier {
   std::string_view carrier_id;
   bool primary = false;
   uint8_t channels = 0;
-  std::string_view address[kChannelCount];  // per-channel address after applying overrides; empty = none
+  // Per-channel address after applying overrides; empty = none.
+  std::string_view address[kChannelCount];
 };
 
 struct recipient {
@@ -54,7 +55,9 @@ class directory_reader {
   // Reads the entries of `ordinals` (ascending). Ordinals without an entry
   // (deleted users) are skipped. The returned views stay valid until the next
   // call. Uses one iterator over the batch, so ascending dense sets cost
-  // sequential reads.
+  // sequential reads; each batch sees one consistent view of the directory.
+  // Out-of-order ordinals still work but each costs a Seek. Holds no RocksDB
+  // resources between calls.
   result<std::span<const recipient>> read(std::span<const uint32_t> ordinals);
 
  private:
@@ -70,7 +73,7 @@ class directory_reader {
   // allocation once they have grown to the batch size). Not thread-safe: one
   // reader per fan-out thread.
   store& db_;
-  std::unique_ptr<rocksdb::Iterator> it_;  // refreshed at the start of every read()
+  std::unique_ptr<rocksdb::Iterator> it_;  // lives only inside read()
   std::vector<recipient> out_;
   std::vector<slot> slots_;
   std::string arena_;  // backing bytes of the views

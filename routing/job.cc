@@ -17,12 +17,18 @@ namespace relay {
 
 std::string_view to_string(channel_mode m) {
   switch (m) {
-    case channel_mode::specified: return "specified";
-    case channel_mode::preferred: return "preferred";
-    case channel_mode::best: return "best";
-    case channel_mode::simultaneous: return "simultaneous";
-    case channel_mode::fallback: return "fallback";
-    case channel_mode::resend: return "resend";
+    case channel_mode::specified:
+      return "specified";
+    case channel_mode::preferred:
+      return "preferred";
+    case channel_mode::best:
+      return "best";
+    case channel_mode::simultaneous:
+      return "simultaneous";
+    case channel_mode::fallback:
+      return "fallback";
+    case channel_mode::resend:
+      return "resend";
   }
   return "?";
 }
@@ -90,12 +96,17 @@ bool is_integer(const element& e) {
 }
 
 // Reads an integer that fits int64 (JSON integers above INT64_MAX come back
-// from simdjson as UINT64).
+// from simdjson as UINT64). Returns what is wrong, or nullptr.
+const char* int64_problem(const element& e, int64_t& out) {
+  if (e.type() == element_type::INT64 && e.get(out) == simdjson::SUCCESS) return nullptr;
+  if (e.type() == element_type::UINT64) return "integer out of range";
+  return "must be an integer";
+}
+
 result<int64_t> read_int64(const element& e, std::string_view path) {
   int64_t v = 0;
-  if (e.type() == element_type::INT64 && e.get(v) == simdjson::SUCCESS) return v;
-  if (e.type() == element_type::UINT64) return fail(path, "integer out of range");
-  return fail(path, "must be an integer");
+  if (const char* problem = int64_problem(e, v)) return fail(path, problem);
+  return v;
 }
 
 // An id (job_id, company_id, service_id, bid_id, user ids): non-empty, at
@@ -145,7 +156,12 @@ result<void> collect(const element& obj_element, const std::array<std::string_vi
   std::array<bool, N> seen{};
   for (simdjson::dom::key_value_pair kv : obj) {
     for (size_t i = 0; i < N; ++i) {
-      if (kv.key != names[i]) continue;
+      // First byte before the full compare: most keys differ there, and this
+      // loop runs for every member of every job.
+      if (kv.key.size() != names[i].size() || kv.key.empty() || kv.key[0] != names[i][0] ||
+          kv.key != names[i]) {
+        continue;
+      }
       if (seen[i]) {
         return fail(path.empty() ? std::string(names[i]) : member(path, names[i]), "duplicate key");
       }
@@ -187,7 +203,8 @@ std::optional<sys_time> parse_rfc3339(std::string_view s) {
       s[13] != ':' || !read_digits(s, 14, 2, mi) || s[16] != ':' || !read_digits(s, 17, 2, sec)) {
     return std::nullopt;
   }
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                           day{static_cast<unsigned>(d)}};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
 
   size_t pos = 19;
@@ -274,8 +291,8 @@ result<void> parse_users(const element& e, const job_limits& limits, job& out) {
   }
   if (n == 0) return fail("to.users", "must not be empty");
   if (n > limits.max_users) {
-    return fail("to.users", std::to_string(n) + " users, limit " + std::to_string(limits.max_users) +
-                                " (limits.max_users)");
+    return fail("to.users", std::to_string(n) + " users, limit " +
+                                std::to_string(limits.max_users) + " (limits.max_users)");
   }
   out.users.reserve(n);
   // Short lists (the common case) de-duplicate by scanning; long ones by hash.
@@ -304,7 +321,9 @@ result<void> parse_users(const element& e, const job_limits& limits, job& out) {
   return {};
 }
 
-bool is_numeric_attribute(std::string_view field) { return field == "age" || field == "birth_year"; }
+bool is_numeric_attribute(std::string_view field) {
+  return field == "age" || field == "birth_year";
+}
 
 // One value of an equals / any_of test -> its text as postings store it.
 result<std::string> read_attribute_value(const element& v, bool numeric, std::string_view path) {
@@ -342,19 +361,23 @@ result<void> parse_range(const element& v, std::string_view path, attribute_test
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   for (size_t b = 0; b < 4; ++b) {
     if (!s[b].present) continue;
-    const std::string p = member(path, kBounds[b]);
-    auto x = read_int64(s[b].value, p);
-    if (!x) return x.err();
+    int64_t bound = 0;
+    if (const char* problem = int64_problem(s[b].value, bound))
+      return fail(member(path, kBounds[b]), problem);
     switch (b) {
-      case 0: test.min_inclusive = *x; break;
-      case 1:
-        if (*x == kMax) return fail(path, "empty range (lower bound above upper bound)");
-        test.min_inclusive = *x + 1;
+      case 0:
+        test.min_inclusive = bound;
         break;
-      case 2: test.max_inclusive = *x; break;
+      case 1:
+        if (bound == kMax) return fail(path, "empty range (lower bound above upper bound)");
+        test.min_inclusive = bound + 1;
+        break;
+      case 2:
+        test.max_inclusive = bound;
+        break;
       case 3:
-        if (*x == kMin) return fail(path, "empty range (lower bound above upper bound)");
-        test.max_inclusive = *x - 1;
+        if (bound == kMin) return fail(path, "empty range (lower bound above upper bound)");
+        test.max_inclusive = bound - 1;
         break;
     }
   }
@@ -366,13 +389,15 @@ result<void> parse_range(const element& v, std::string_view path, attribute_test
 
 result<void> parse_where(const element& e, job& out) {
   simdjson::dom::object obj;
-  if (e.get(obj) != simdjson::SUCCESS) return fail("to.where", "must be an object of attribute tests");
+  if (e.get(obj) != simdjson::SUCCESS)
+    return fail("to.where", "must be an object of attribute tests");
   if (obj.size() == 0) return fail("to.where", "must not be empty");
   for (simdjson::dom::key_value_pair kv : obj) {
     const std::string path = member("to.where", kv.key);
     if (!is_targetable_attribute(kv.key)) {
-      return fail(path, "not a targetable attribute (expected gender, region, occupation, birth_year, "
-                        "locale or age)");
+      return fail(path,
+                  "not a targetable attribute (expected gender, region, occupation, birth_year, "
+                  "locale or age)");
     }
     for (const attribute_test& prior : out.where) {
       if (prior.field == kv.key) return fail(path, "duplicate key");
@@ -459,14 +484,17 @@ result<void> parse_content(const element& e, const job_limits& limits, job& out)
   static constexpr std::array<std::string_view, 4> kNames = {"text", "subject", "html", "link"};
   std::array<slot, 4> s;
   if (auto ok = collect(e, kNames, s, "content"); !ok) return ok.err();
+  static constexpr std::array<std::string_view, 4> kPaths = {"content.text", "content.subject",
+                                                             "content.html", "content.link"};
   std::string* targets[4] = {&out.text, &out.subject, &out.html, &out.link};
   for (size_t i = 0; i < kNames.size(); ++i) {
     if (!s[i].present) continue;
-    auto v = read_string(s[i].value, member("content", kNames[i]));
+    auto v = read_string(s[i].value, kPaths[i]);
     if (!v) return v.err();
     targets[i]->assign(*v);
   }
-  if (out.text.empty() && out.html.empty()) return fail("content", "needs a non-empty text or html");
+  if (out.text.empty() && out.html.empty())
+    return fail("content", "needs a non-empty text or html");
   // The link becomes a tracked redirect and a button in RCS cards: only web
   // URLs, never javascript:, data: and the like.
   if (!out.link.empty() && !out.link.starts_with("https://") && !out.link.starts_with("http://")) {
@@ -474,9 +502,9 @@ result<void> parse_content(const element& e, const job_limits& limits, job& out)
   }
   out.content_json = simdjson::to_string(e);
   if (out.content_json.size() > limits.max_content_bytes) {
-    return make_error(errc::invalid_argument, "content is " + std::to_string(out.content_json.size()) +
-                                                  " bytes, limit " + std::to_string(limits.max_content_bytes) +
-                                                  " (limits.max_content_bytes)");
+    return make_error(errc::invalid_argument,
+                      "content is " + std::to_string(out.content_json.size()) + " bytes, limit " +
+                          std::to_string(limits.max_content_bytes) + " (limits.max_content_bytes)");
   }
   return {};
 }
@@ -504,28 +532,32 @@ result<void> parse_channels(const slot& channels, job& out) {
     if (!m) return m.err();
     auto mode = parse_mode(*m);
     if (!mode) {
-      return fail("channels.mode", "unknown mode \"" + sanitize(*m) +
-                                       "\" (expected specified, preferred, best, simultaneous, fallback "
-                                       "or resend)");
+      return fail("channels.mode",
+                  "unknown mode \"" + sanitize(*m) +
+                      "\" (expected specified, preferred, best, simultaneous, fallback "
+                      "or resend)");
     }
     out.mode = *mode;
   }
 
   if (s[1].present) {
     simdjson::dom::array arr;
-    if (s[1].value.get(arr) != simdjson::SUCCESS) return fail("channels.order", "must be an array of channels");
+    if (s[1].value.get(arr) != simdjson::SUCCESS)
+      return fail("channels.order", "must be an array of channels");
     uint8_t used = 0;
     size_t i = 0;
     for (element item : arr) {
       std::string_view name;
-      if (item.get(name) != simdjson::SUCCESS) return fail(indexed("channels.order", i), "must be a string");
+      if (item.get(name) != simdjson::SUCCESS)
+        return fail(indexed("channels.order", i), "must be a string");
       auto ch = parse_channel(name);
       if (!ch) {
         return fail(indexed("channels.order", i),
                     "unknown channel \"" + sanitize(name) + "\" (expected rcs, sms or email)");
       }
       if (used & channel_bit(*ch)) {
-        return fail(indexed("channels.order", i), "duplicate channel \"" + std::string(to_string(*ch)) + "\"");
+        return fail(indexed("channels.order", i),
+                    "duplicate channel \"" + std::string(to_string(*ch)) + "\"");
       }
       used |= channel_bit(*ch);
       out.order.push_back(*ch);
@@ -569,11 +601,13 @@ result<void> parse_schedule(const element& e, job& out) {
     if (!t) return t.err();
     out.schedule.expires = *t;
   }
-  if (out.schedule.not_before && out.schedule.expires && *out.schedule.expires <= *out.schedule.not_before) {
+  if (out.schedule.not_before && out.schedule.expires &&
+      *out.schedule.expires <= *out.schedule.not_before) {
     return fail("schedule.expires", "must be after schedule.not_before");
   }
   if (s[2].present) {
-    if (s[2].value.type() != element_type::OBJECT) return fail("schedule.window", "must be an object");
+    if (s[2].value.type() != element_type::OBJECT)
+      return fail("schedule.window", "must be an object");
     static constexpr std::array<std::string_view, 3> kWindow = {"start", "end", "tz"};
     std::array<slot, 3> w;
     if (auto ok = collect(s[2].value, kWindow, w, "schedule.window"); !ok) return ok.err();
@@ -590,7 +624,8 @@ result<void> parse_schedule(const element& e, job& out) {
     if (w[2].present) {
       auto tz = read_string(w[2].value, "schedule.window.tz");
       if (!tz) return tz.err();
-      if (!plausible_tz_name(*tz)) return fail("schedule.window.tz", "not a time zone name (e.g. Asia/Tokyo)");
+      if (!plausible_tz_name(*tz))
+        return fail("schedule.window.tz", "not a time zone name (e.g. Asia/Tokyo)");
       win.tz.assign(*tz);
     }
     out.schedule.window = std::move(win);
@@ -610,7 +645,8 @@ result<int64_t> read_price_micros(const element& e) {
       if (v > kMaxUnits) return fail(kPath, "too large");
       return v * 1000000;
     }
-    case element_type::UINT64: return fail(kPath, "too large");
+    case element_type::UINT64:
+      return fail(kPath, "too large");
     case element_type::DOUBLE: {
       double v = 0;
       if (e.get(v) != simdjson::SUCCESS) return fail(kPath, "must be a number");
@@ -620,7 +656,8 @@ result<int64_t> read_price_micros(const element& e) {
       // llround: 0.1 * 1e6 is 100000.00000000001, which must stay 100000.
       return static_cast<int64_t>(std::llround(v * 1e6));
     }
-    default: return fail(kPath, "must be a number");
+    default:
+      return fail(kPath, "must be a number");
   }
 }
 
@@ -638,11 +675,12 @@ enum top : size_t {
   k_count
 };
 constexpr std::array<std::string_view, k_count> kTopNames = {
-    "job_id", "company_id", "service_id", "to", "content", "channels", "schedule", "priority", "bid_id",
-    "max_price"};
+    "job_id",   "company_id", "service_id", "to",     "content",
+    "channels", "schedule",   "priority",   "bid_id", "max_price"};
 
 result<job> parse_document(const element& root, const job_limits& limits) {
-  if (root.type() != element_type::OBJECT) return make_error(errc::invalid_argument, "job must be a JSON object");
+  if (root.type() != element_type::OBJECT)
+    return make_error(errc::invalid_argument, "job must be a JSON object");
   // Unknown top-level members are ignored so that newer producers can add
   // fields without older relays rejecting their jobs.
   std::array<slot, k_count> s;
@@ -686,7 +724,8 @@ result<job> parse_document(const element& root, const job_limits& limits) {
   if (s[k_priority].present) {
     auto p = read_string(s[k_priority].value, "priority");
     if (!p) return p.err();
-    if (*p != "normal" && *p != "exclusive") return fail("priority", "unknown priority (expected normal or exclusive)");
+    if (*p != "normal" && *p != "exclusive")
+      return fail("priority", "unknown priority (expected normal or exclusive)");
     j.priority.assign(*p);
   }
 
@@ -708,8 +747,9 @@ result<job> parse_document(const element& root, const job_limits& limits) {
 
 result<job> parse_job(std::string_view bytes, const job_limits& limits) {
   if (bytes.size() > limits.max_job_bytes) {
-    return make_error(errc::invalid_argument, "job is " + std::to_string(bytes.size()) + " bytes, limit " +
-                                                  std::to_string(limits.max_job_bytes) + " (limits.max_job_bytes)");
+    return make_error(errc::invalid_argument,
+                      "job is " + std::to_string(bytes.size()) + " bytes, limit " +
+                          std::to_string(limits.max_job_bytes) + " (limits.max_job_bytes)");
   }
   // One parser per thread, reused: it keeps its buffers (sized to the largest
   // job seen, bounded by max_job_bytes), so steady-state parsing allocates

@@ -1,7 +1,8 @@
 #include "routing/postings.h"
 
-#include <rocksdb/merge_operator.h>
 #include <roaring/roaring.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/merge_operator.h>
 
 #include <deque>
 #include <exception>
@@ -116,6 +117,19 @@ class posting_merge_operator final : public rocksdb::MergeOperator {
   const char* Name() const override { return "relay.posting_bitmap"; }
 };
 
+class empty_posting_filter final : public rocksdb::CompactionFilter {
+ public:
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    // An empty portable bitmap is exactly its 8-byte header (cookie + zero
+    // containers); anything longer holds at least one container.
+    if (value.size() > 16) return false;
+    auto r = decode_posting({value.data(), value.size()});
+    return r.ok() && r->isEmpty();
+  }
+  const char* Name() const override { return "relay.empty_posting_filter"; }
+};
+
 }  // namespace
 
 std::string registration_posting_key(std::string_view company, std::string_view service) {
@@ -150,6 +164,11 @@ result<roaring::Roaring> decode_posting(std::string_view value) {
 
 std::shared_ptr<rocksdb::MergeOperator> make_posting_merge_operator() {
   return std::make_shared<posting_merge_operator>();
+}
+
+const rocksdb::CompactionFilter* posting_compaction_filter() {
+  static const empty_posting_filter filter;
+  return &filter;
 }
 
 }  // namespace relay

@@ -17,17 +17,17 @@
 // never need the base value. Malformed data fails the merge (RocksDB reports
 // Corruption) rather than silently dropping recipients.
 
-#include "routing/roaring_compat.h"
-
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "routing/result.h"
+#include "routing/roaring_compat.h"
 
 namespace rocksdb {
+class CompactionFilter;
 class MergeOperator;
-}
+}  // namespace rocksdb
 
 namespace relay {
 
@@ -42,5 +42,11 @@ std::string encode_posting_delta(char op, const roaring::Roaring& ordinals);
 result<roaring::Roaring> decode_posting(std::string_view value);
 
 std::shared_ptr<rocksdb::MergeOperator> make_posting_merge_operator();
+
+// Drops posting values that became empty bitmaps (the last user of a company,
+// service or attribute value left), so churn does not leave dead keys behind;
+// an absent posting reads as empty. Stateless, static lifetime, safe from any
+// compaction thread.
+const rocksdb::CompactionFilter* posting_compaction_filter();
 
 }  // namespace relay

@@ -42,8 +42,8 @@ std::string encode_profile_value(uint32_t ordinal, const profile& p) {
               p.occupation.size() + p.tz.size() + p.locale.size());
   put_be32(out, ordinal);
   out.push_back(static_cast<char>(kProfileVersion));
-  for (const std::string* s : {&p.msisdn, &p.email, &p.gender, &p.region, &p.occupation, &p.tz,
-                               &p.locale}) {
+  for (const std::string* s :
+       {&p.msisdn, &p.email, &p.gender, &p.region, &p.occupation, &p.tz, &p.locale}) {
     codec::put_string(out, *s);
   }
   if (p.birth_year) {
@@ -64,8 +64,8 @@ result<void> decode_profile_value(std::string_view v, uint32_t& ordinal, profile
   codec::reader r(v.substr(4));
   uint8_t version = 0;
   if (!r.byte(version) || version != kProfileVersion) return corrupt();
-  for (std::string* s : {&p.msisdn, &p.email, &p.gender, &p.region, &p.occupation, &p.tz,
-                         &p.locale}) {
+  for (std::string* s :
+       {&p.msisdn, &p.email, &p.gender, &p.region, &p.occupation, &p.tz, &p.locale}) {
     std::string_view sv;
     if (!r.string(sv)) return corrupt();
     s->assign(sv);
@@ -99,8 +99,8 @@ std::string encode_carrier_value(const carrier_link& c, size_t rank) {
   return out;
 }
 
-result<void> decode_carrier_value(std::string_view carrier_id, std::string_view v,
-                                  carrier_link& c, uint8_t& rank) {
+result<void> decode_carrier_value(std::string_view carrier_id, std::string_view v, carrier_link& c,
+                                  uint8_t& rank) {
   auto corrupt = [] { return make_error(errc::corruption, "user_carriers: malformed value"); };
   codec::reader r(v);
   uint8_t version = 0, flags = 0, overrides = 0;
@@ -150,7 +150,8 @@ result<void> scan_prefix(store& db, cf family, const std::string& prefix, Fn&& f
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     std::string_view k(it->key().data(), it->key().size());
     if (k.size() < prefix.size() || k.compare(0, prefix.size(), prefix) != 0) break;
-    if (auto r = fn(k.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()));
+    if (auto r =
+            fn(k.substr(prefix.size()), std::string_view(it->value().data(), it->value().size()));
         !r) {
       return r;
     }
@@ -196,7 +197,8 @@ result<void> load_registrations(store& db, std::string_view user_id, std::set<st
 }
 
 result<void> check_id(std::string_view field, std::string_view v, bool allow_empty) {
-  if (!allow_empty && v.empty()) return make_error(errc::invalid_argument, std::string(field) + ": must not be empty");
+  if (!allow_empty && v.empty())
+    return make_error(errc::invalid_argument, std::string(field) + ": must not be empty");
   if (v.size() > kMaxIdBytes) {
     return make_error(errc::invalid_argument, std::string(field) + ": longer than 255 bytes");
   }
@@ -210,8 +212,8 @@ result<void> check_id(std::string_view field, std::string_view v, bool allow_emp
 // carrier list without a primary gets its first carrier as primary.
 result<void> check_carriers(std::vector<carrier_link>& carriers) {
   if (carriers.size() > static_cast<size_t>(kMaxCarriersPerUser)) {
-    return make_error(errc::invalid_argument, "carriers: more than " +
-                                                  std::to_string(kMaxCarriersPerUser) + " carriers");
+    return make_error(errc::invalid_argument,
+                      "carriers: more than " + std::to_string(kMaxCarriersPerUser) + " carriers");
   }
   int primaries = 0;
   for (size_t i = 0; i < carriers.size(); ++i) {
@@ -227,7 +229,8 @@ result<void> check_carriers(std::vector<carrier_link>& carriers) {
     }
     primaries += carriers[i].primary;
   }
-  if (primaries > 1) return make_error(errc::invalid_argument, "carriers: more than one primary carrier");
+  if (primaries > 1)
+    return make_error(errc::invalid_argument, "carriers: more than one primary carrier");
   if (primaries == 0 && !carriers.empty()) carriers.front().primary = true;
   return {};
 }
@@ -239,7 +242,8 @@ void posting_keys(const profile& p, const std::set<std::string>& regs,
   if (!p.gender.empty()) out.push_back(attribute_posting_key("gender", p.gender));
   if (!p.region.empty()) out.push_back(attribute_posting_key("region", p.region));
   if (!p.occupation.empty()) out.push_back(attribute_posting_key("occupation", p.occupation));
-  if (p.birth_year) out.push_back(attribute_posting_key("birth_year", std::to_string(*p.birth_year)));
+  if (p.birth_year)
+    out.push_back(attribute_posting_key("birth_year", std::to_string(*p.birth_year)));
   if (!p.locale.empty()) out.push_back(attribute_posting_key("locale", p.locale));
   for (const auto& cs : regs) {
     const size_t nul = cs.find('\0');
@@ -309,7 +313,8 @@ struct registry_writer::impl {
     u->user_id.assign(user_id);
     auto got = db_.get(cf::profiles, user_id, &u->orig_profile_value);
     if (got) {
-      if (auto r = decode_profile_value(u->orig_profile_value, u->orig_ordinal, u->orig_profile); !r) {
+      if (auto r = decode_profile_value(u->orig_profile_value, u->orig_ordinal, u->orig_profile);
+          !r) {
         return r.err();
       }
       u->orig_exists = true;
@@ -369,6 +374,10 @@ struct registry_writer::impl {
     if (with_company) {
       if (auto r = check_id("company_id", rec.company_id, false); !r) return r;
       if (auto r = check_id("service_id", rec.service_id, true); !r) return r;
+    }
+    if (rec.kind == registry_record::op::upsert_user && rec.user_profile.birth_year &&
+        (*rec.user_profile.birth_year < 1900 || *rec.user_profile.birth_year > 2100)) {
+      return make_error(errc::invalid_argument, "profile.birth_year: out of range 1900..2100");
     }
     std::optional<std::vector<carrier_link>> carriers;
     if (rec.kind == registry_record::op::upsert_user && rec.carriers) {
@@ -433,7 +442,8 @@ struct registry_writer::impl {
     std::set<std::string> final_regs;
 
     auto put = [&](cf c, std::string_view k, std::string_view v) {
-      batch.Put(db_.handle(c), rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));
+      batch.Put(db_.handle(c), rocksdb::Slice(k.data(), k.size()),
+                rocksdb::Slice(v.data(), v.size()));
     };
     auto del = [&](cf c, std::string_view k) {
       batch.Delete(db_.handle(c), rocksdb::Slice(k.data(), k.size()));
@@ -666,9 +676,7 @@ class line_reader {
   bool skipping_ = false;
 };
 
-bool is_blank(std::string_view s) {
-  return s.find_first_not_of(" \t\r") == std::string_view::npos;
-}
+bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
 
 }  // namespace
 

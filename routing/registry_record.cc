@@ -233,7 +233,8 @@ result<registry_record> parse_registry_record(std::string_view json) {
   if (auto err = thread_parser().parse(json.data(), json.size()).get(root);
       err != simdjson::SUCCESS) {
     // simdjson's messages describe the syntax error without echoing input.
-    return field_error("record", std::string("invalid JSON (") + simdjson::error_message(err) + ")");
+    return field_error("record",
+                       std::string("invalid JSON (") + simdjson::error_message(err) + ")");
   }
   object obj;
   if (root.get_object().get(obj) != simdjson::SUCCESS) {

@@ -15,16 +15,26 @@ namespace relay {
 
 std::string_view cf_name(cf c) {
   switch (c) {
-    case cf::registrations: return "registrations";
-    case cf::user_companies: return "user_companies";
-    case cf::profiles: return "profiles";
-    case cf::user_carriers: return "user_carriers";
-    case cf::directory: return "directory";
-    case cf::postings: return "postings";
-    case cf::jobs: return "jobs";
-    case cf::counters: return "counters";
-    case cf::meta: return "meta";
-    case cf::count_: break;
+    case cf::registrations:
+      return "registrations";
+    case cf::user_companies:
+      return "user_companies";
+    case cf::profiles:
+      return "profiles";
+    case cf::user_carriers:
+      return "user_carriers";
+    case cf::directory:
+      return "directory";
+    case cf::postings:
+      return "postings";
+    case cf::jobs:
+      return "jobs";
+    case cf::counters:
+      return "counters";
+    case cf::meta:
+      return "meta";
+    case cf::count_:
+      break;
   }
   return "?";
 }
@@ -32,11 +42,11 @@ std::string_view cf_name(cf c) {
 namespace {
 
 error rocks_error(std::string_view what, const rocksdb::Status& s) {
-  const errc code = s.IsNotFound()      ? errc::not_found
-                    : s.IsCorruption()  ? errc::corruption
+  const errc code = s.IsNotFound()                                   ? errc::not_found
+                    : s.IsCorruption()                               ? errc::corruption
                     : s.IsBusy() || s.IsTryAgain() || s.IsTimedOut() ? errc::busy
-                    : s.IsNotSupported() ? errc::unsupported
-                                         : errc::io_error;
+                    : s.IsNotSupported()                             ? errc::unsupported
+                                                                     : errc::io_error;
   return make_error(code, std::string(what) + ": " + s.ToString());
 }
 
@@ -49,7 +59,10 @@ rocksdb::ColumnFamilyOptions cf_options(std::string_view name,
   // hold the key; scans (directory, postings prefixes) are unaffected.
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
-  if (name == cf_name(cf::postings)) o.merge_operator = make_posting_merge_operator();
+  if (name == cf_name(cf::postings)) {
+    o.merge_operator = make_posting_merge_operator();
+    o.compaction_filter = posting_compaction_filter();
+  }
   if (name == cf_name(cf::counters)) o.merge_operator = make_counter_merge_operator();
   return o;
 }
@@ -98,11 +111,10 @@ result<std::unique_ptr<store>> store::open(const std::string& path, const store_
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      options.secondary
-          ? rocksdb::DB::OpenAsSecondary(db_options, path, options.secondary_dir, descriptors,
-                                         &handles, &raw)
-          : rocksdb::DB::Open(db_options, path, descriptors, &handles, &raw);
+  rocksdb::Status s = options.secondary
+                          ? rocksdb::DB::OpenAsSecondary(db_options, path, options.secondary_dir,
+                                                         descriptors, &handles, &raw)
+                          : rocksdb::DB::Open(db_options, path, descriptors, &handles, &raw);
   if (!s.ok()) return rocks_error("store: open " + path, s);
 
   std::unique_ptr<store> st(new store());
@@ -159,7 +171,8 @@ result<void> store::write(rocksdb::WriteBatch& batch) {
 
 result<void> store::get(cf c, std::string_view key, std::string* value) const {
   if (!db_) return make_error(errc::io_error, "store: get after close");
-  auto s = db_->Get(rocksdb::ReadOptions(), handle(c), rocksdb::Slice(key.data(), key.size()), value);
+  auto s =
+      db_->Get(rocksdb::ReadOptions(), handle(c), rocksdb::Slice(key.data(), key.size()), value);
   if (s.IsNotFound()) return make_error(errc::not_found, std::string(cf_name(c)) + ": not found");
   if (!s.ok()) return rocks_error(std::string("store: get from ") + std::string(cf_name(c)), s);
   return {};

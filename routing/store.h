@@ -59,7 +59,8 @@ class store {
   result<void> catch_up();
 
   // Flushes memtables (primary) and closes; idempotent, called by the destructor too.
-  // After close() every other call returns an error.
+  // After close() every other call returns an error. Every rocksdb::Iterator
+  // and snapshot taken from db() must be released first (RocksDB asserts).
   void close();
 
  private:

@@ -38,12 +38,25 @@ error io_failure(std::string_view what, const rocksdb::Status& s) {
 // All reads of one resolution see the same snapshot, so a registry update
 // applied concurrently (another thread of relayd) cannot make the
 // registration check and the ordinal lookup disagree.
+//
+// A secondary instance (relayctl) cannot iterate under a snapshot (RocksDB
+// answers NotSupported), so there we read without one: a secondary's view
+// only moves when its owner calls catch_up(), which it does not do while a
+// resolution runs.
 class snapshot_reads {
  public:
   explicit snapshot_reads(store& db) : db_(db), snapshot_(db.db().GetSnapshot()) {
     options_.snapshot = snapshot_;
+    if (snapshot_ != nullptr) {
+      std::unique_ptr<rocksdb::Iterator> probe(
+          db_.db().NewIterator(options_, db_.handle(cf::postings)));
+      if (probe->status().IsNotSupported()) {
+        release();
+        options_.snapshot = nullptr;
+      }
+    }
   }
-  ~snapshot_reads() { db_.db().ReleaseSnapshot(snapshot_); }
+  ~snapshot_reads() { release(); }
   snapshot_reads(const snapshot_reads&) = delete;
   snapshot_reads& operator=(const snapshot_reads&) = delete;
 
@@ -52,6 +65,11 @@ class snapshot_reads {
   rocksdb::ColumnFamilyHandle* handle(cf c) const { return db_.handle(c); }
 
  private:
+  void release() {
+    if (snapshot_ != nullptr) db_.db().ReleaseSnapshot(snapshot_);
+    snapshot_ = nullptr;
+  }
+
   store& db_;
   const rocksdb::Snapshot* snapshot_;
   rocksdb::ReadOptions options_;
@@ -67,14 +85,15 @@ result<roaring::Roaring> read_posting(snapshot_reads& r, const std::string& key)
 }
 
 // Calls `visit(key_suffix, value)` for every posting under `prefix`, in key
-// order. `visit` returns false to stop with an error it has set.
+// order; an error from `visit` stops the scan and is returned.
 template <class Visit>
 result<void> scan_postings(snapshot_reads& r, const std::string& prefix, Visit&& visit) {
   rocksdb::ReadOptions options = r.options();
   // Stop the iterator at the end of the prefix instead of reading the next
   // field's (or company's) postings into the block cache.
   std::string upper = prefix;
-  upper.back() = static_cast<char>(upper.back() + 1);  // prefixes end in '\0', so +1 never overflows
+  upper.back() =
+      static_cast<char>(upper.back() + 1);  // prefixes end in '\0', so +1 never overflows
   const rocksdb::Slice upper_slice(upper);
   options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(r.db().NewIterator(options, r.handle(cf::postings)));
@@ -92,7 +111,8 @@ result<void> scan_postings(snapshot_reads& r, const std::string& prefix, Visit&&
 // Users registered with the company: the service's posting, or the union
 // of every service's posting when the job names none.
 result<roaring::Roaring> registered_set(snapshot_reads& r, const job& j) {
-  if (!j.service_id.empty()) return read_posting(r, registration_posting_key(j.company_id, j.service_id));
+  if (!j.service_id.empty())
+    return read_posting(r, registration_posting_key(j.company_id, j.service_id));
   roaring::Roaring all;
   auto ok = scan_postings(r, registration_posting_prefix(j.company_id),
                           [&](std::string_view, std::string_view value) -> result<void> {
@@ -116,8 +136,10 @@ void append_key(std::string& out, std::string_view a, std::string_view b, std::s
 
 // Marks which of `users` are registered with (company, service) by one
 // MultiGet on the registrations CF.
-result<void> check_registered_with_service(snapshot_reads& r, const job& j, std::span<const std::string> users,
-                                           std::vector<char>& registered, std::vector<std::string>& keys) {
+result<void> check_registered_with_service(snapshot_reads& r, const job& j,
+                                           std::span<const std::string> users,
+                                           std::vector<char>& registered,
+                                           std::vector<std::string>& keys) {
   keys.resize(users.size());
   std::vector<rocksdb::Slice> slices(users.size());
   for (size_t i = 0; i < users.size(); ++i) {
@@ -126,8 +148,8 @@ result<void> check_registered_with_service(snapshot_reads& r, const job& j, std:
   }
   std::vector<rocksdb::PinnableSlice> values(users.size());
   std::vector<rocksdb::Status> statuses(users.size());
-  r.db().MultiGet(r.options(), r.handle(cf::registrations), users.size(), slices.data(), values.data(),
-                  statuses.data());
+  r.db().MultiGet(r.options(), r.handle(cf::registrations), users.size(), slices.data(),
+                  values.data(), statuses.data());
   for (size_t i = 0; i < users.size(); ++i) {
     if (statuses[i].ok()) {
       registered[i] = 1;
@@ -141,12 +163,15 @@ result<void> check_registered_with_service(snapshot_reads& r, const job& j, std:
 // Any service: a user is registered when some key user \0 company \0 *
 // exists in the reverse index. One iterator serves the whole batch; seeking
 // in key order keeps it moving forward through the same blocks.
-result<void> check_registered_any_service(snapshot_reads& r, const job& j, std::span<const std::string> users,
+result<void> check_registered_any_service(snapshot_reads& r, const job& j,
+                                          std::span<const std::string> users,
                                           std::vector<char>& registered, std::string& key) {
   std::vector<uint32_t> by_key(users.size());
   for (uint32_t i = 0; i < by_key.size(); ++i) by_key[i] = i;
-  std::sort(by_key.begin(), by_key.end(), [&](uint32_t a, uint32_t b) { return users[a] < users[b]; });
-  std::unique_ptr<rocksdb::Iterator> it(r.db().NewIterator(r.options(), r.handle(cf::user_companies)));
+  std::sort(by_key.begin(), by_key.end(),
+            [&](uint32_t a, uint32_t b) { return users[a] < users[b]; });
+  std::unique_ptr<rocksdb::Iterator> it(
+      r.db().NewIterator(r.options(), r.handle(cf::user_companies)));
   for (const uint32_t i : by_key) {
     append_key(key, users[i], j.company_id, {});  // user \0 company \0
     it->Seek(key);
@@ -166,10 +191,12 @@ result<void> resolve_users(snapshot_reads& r, const job& j, target_resolution& o
   std::vector<size_t> wanted;  // indexes (into the batch) of registered users
 
   for (size_t begin = 0; begin < j.users.size(); begin += kBatch) {
-    const std::span<const std::string> batch(j.users.data() + begin, std::min(kBatch, j.users.size() - begin));
+    const std::span<const std::string> batch(j.users.data() + begin,
+                                             std::min(kBatch, j.users.size() - begin));
     registered.assign(batch.size(), 0);
-    auto checked = j.service_id.empty() ? check_registered_any_service(r, j, batch, registered, key)
-                                        : check_registered_with_service(r, j, batch, registered, keys);
+    auto checked = j.service_id.empty()
+                       ? check_registered_any_service(r, j, batch, registered, key)
+                       : check_registered_with_service(r, j, batch, registered, keys);
     if (!checked) return checked.err();
 
     // Ordinals of the registered ones, from the profiles value (see
@@ -189,8 +216,8 @@ result<void> resolve_users(snapshot_reads& r, const job& j, target_resolution& o
     values.resize(wanted.size());
     statuses.assign(wanted.size(), rocksdb::Status());
     if (!wanted.empty()) {
-      r.db().MultiGet(r.options(), r.handle(cf::profiles), wanted.size(), slices.data(), values.data(),
-                      statuses.data());
+      r.db().MultiGet(r.options(), r.handle(cf::profiles), wanted.size(), slices.data(),
+                      values.data(), statuses.data());
     }
     for (size_t w = 0; w < wanted.size(); ++w) {
       if (statuses[w].IsNotFound()) {
@@ -213,8 +240,8 @@ result<void> resolve_users(snapshot_reads& r, const job& j, target_resolution& o
 
 int64_t saturating_sub(int64_t a, int64_t b) {
   int64_t r = 0;
-  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? std::numeric_limits<int64_t>::min()
-                                                     : std::numeric_limits<int64_t>::max();
+  if (__builtin_sub_overflow(a, b, &r))
+    return b > 0 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
   return r;
 }
 
@@ -253,7 +280,9 @@ result<roaring::Roaring> birth_years_between(snapshot_reads& r, int64_t lo, int6
 // same way whatever the registry holds.
 result<void> check_test(const attribute_test& t) {
   if (!is_targetable_attribute(t.field)) {
-    return bad_test(t, "not a targetable attribute (expected gender, region, occupation, birth_year, locale or age)");
+    return bad_test(t,
+                    "not a targetable attribute (expected gender, region, occupation, birth_year, "
+                    "locale or age)");
   }
   const bool numeric = t.field == "age" || t.field == "birth_year";
   if (t.form == attribute_test::kind::range) {
@@ -270,7 +299,8 @@ result<void> check_test(const attribute_test& t) {
 }
 
 // Users matching one (checked) test, before the registration filter.
-result<roaring::Roaring> match_test(snapshot_reads& r, const attribute_test& t, int64_t current_year) {
+result<roaring::Roaring> match_test(snapshot_reads& r, const attribute_test& t,
+                                    int64_t current_year) {
   const bool age = t.field == "age";
   const bool numeric = age || t.field == "birth_year";
 
@@ -282,14 +312,19 @@ result<roaring::Roaring> match_test(snapshot_reads& r, const attribute_test& t, 
       // birth_year, i.e. the age the user reaches this year. Before their
       // birthday a user is a year younger than we count; profiles hold no
       // birth date, so this is the best the data allows.
-      const int64_t by_lo = t.max_inclusive ? saturating_sub(current_year, hi) : std::numeric_limits<int64_t>::min();
-      const int64_t by_hi = t.min_inclusive ? saturating_sub(current_year, lo) : std::numeric_limits<int64_t>::max();
+      const int64_t by_lo =
+          t.max_inclusive ? saturating_sub(current_year, hi) : std::numeric_limits<int64_t>::min();
+      const int64_t by_hi =
+          t.min_inclusive ? saturating_sub(current_year, lo) : std::numeric_limits<int64_t>::max();
       lo = by_lo;
       hi = by_hi;
     }
     return birth_years_between(r, lo, hi);
   }
 
+  // Ages have no postings of their own: an age is looked up as a birth year.
+  const std::string_view posting_field =
+      age ? std::string_view("birth_year") : std::string_view(t.field);
   roaring::Roaring out;
   for (const std::string& v : t.values) {
     std::string posting_value;
@@ -299,7 +334,7 @@ result<roaring::Roaring> match_test(snapshot_reads& r, const attribute_test& t, 
     } else {
       posting_value = v;
     }
-    auto bitmap = read_posting(r, attribute_posting_key(t.field, posting_value));
+    auto bitmap = read_posting(r, attribute_posting_key(posting_field, posting_value));
     if (!bitmap) return bitmap.err();
     out |= *bitmap;
   }

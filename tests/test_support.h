@@ -45,7 +45,8 @@ class temp_dir {
  public:
   temp_dir() {
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/relay-test-XXXXXX";
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/relay-test-XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr) std::abort();
     path_ = tmpl;
   }
@@ -98,7 +99,8 @@ inline std::string shell_quote(const std::string& s) {
 
 // Runs a shell command; returns its exit status and puts its combined
 // output in `output`.
-inline int run_command(const std::string& command, std::string& output, const std::string& scratch_dir) {
+inline int run_command(const std::string& command, std::string& output,
+                       const std::string& scratch_dir) {
   const std::string log = scratch_dir + "/command.log";
   const int rc = std::system((command + " >" + shell_quote(log) + " 2>&1").c_str());
   output = read_file(log);
@@ -110,14 +112,15 @@ inline bool have_cc() { return std::system("command -v cc >/dev/null 2>&1") == 0
 
 // Compiles C `source` into <dir>/<name>.so against the relay/plugin.h found
 // in `include_dir`. Returns "" on success, else the compiler's output.
-inline std::string compile_c_plugin(const std::string& dir, const std::string& name, const std::string& source,
-                                    const std::string& include_dir) {
+inline std::string compile_c_plugin(const std::string& dir, const std::string& name,
+                                    const std::string& source, const std::string& include_dir) {
   const std::string c_path = dir + "/" + name + ".c";
   const std::string so_path = dir + "/" + name + ".so";
   write_file(c_path, source);
   std::string output;
-  const int rc = run_command("cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -pthread -I" + shell_quote(include_dir) +
-                                 " -o " + shell_quote(so_path) + " " + shell_quote(c_path),
+  const int rc = run_command("cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -pthread -I" +
+                                 shell_quote(include_dir) + " -o " + shell_quote(so_path) + " " +
+                                 shell_quote(c_path),
                              output, dir);
   if (rc != 0) return output.empty() ? "cc failed" : output;
   return "";

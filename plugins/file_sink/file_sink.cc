@@ -169,7 +169,8 @@ class json_checker {
 
   bool peek(char c) const { return i_ < s_.size() && s_[i_] == c; }
   void ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+      ++i_;
   }
   bool literal(std::string_view word) {
     if (s_.substr(i_, word.size()) != word) return false;
@@ -215,7 +216,8 @@ class json_checker {
         const char e = s_[i_];
         if (e == 'u') {
           for (int k = 1; k <= 4; ++k) {
-            if (i_ + k >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_ + k]))) return false;
+            if (i_ + k >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_ + k])))
+              return false;
           }
           i_ += 5;
         } else if (std::strchr("\"\\/bfnrt", e) != nullptr && e != '\0') {
@@ -266,13 +268,20 @@ class json_checker {
     ws();
     if (i_ >= s_.size()) return false;
     switch (s_[i_]) {
-      case '{': return members('}', true);
-      case '[': return members(']', false);
-      case '"': return string();
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
-      default: return number();
+      case '{':
+        return members('}', true);
+      case '[':
+        return members(']', false);
+      case '"':
+        return string();
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number();
     }
   }
 
@@ -318,12 +327,14 @@ struct sink_config {
 };
 
 constexpr std::string_view kKnownKeys =
-    "dir, delivered_rate, opened_rate, transient_failure_rate, permanent_failure_rate, latency_ms, fsync";
+    "dir, delivered_rate, opened_rate, transient_failure_rate, permanent_failure_rate, latency_ms, "
+    "fsync";
 
 bool parse_rate(std::string_view text, double& out) {
   double v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || std::isnan(v) || v < 0 || v > 1) return false;
+  if (ec != std::errc() || end != text.data() + text.size() || std::isnan(v) || v < 0 || v > 1)
+    return false;
   out = v;
   return true;
 }
@@ -360,13 +371,16 @@ std::string parse_config(const relay_kv* kv, size_t count, sink_config& cfg) {
     } else if (key == "opened_rate") {
       if (!parse_rate(value, cfg.opened_rate)) return bad("must be a number from 0 to 1");
     } else if (key == "transient_failure_rate") {
-      if (!parse_rate(value, cfg.transient_failure_rate)) return bad("must be a number from 0 to 1");
+      if (!parse_rate(value, cfg.transient_failure_rate))
+        return bad("must be a number from 0 to 1");
     } else if (key == "permanent_failure_rate") {
-      if (!parse_rate(value, cfg.permanent_failure_rate)) return bad("must be a number from 0 to 1");
+      if (!parse_rate(value, cfg.permanent_failure_rate))
+        return bad("must be a number from 0 to 1");
     } else if (key == "latency_ms") {
       uint64_t ms = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (ec != std::errc() || end != value.data() + value.size() || value.empty() || ms > 3'600'000) {
+      if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
+          ms > 3'600'000) {
         return bad("must be a whole number of milliseconds from 0 to 3600000");
       }
       cfg.latency = std::chrono::milliseconds(ms);
@@ -389,9 +403,8 @@ struct channel_file {
   std::string path;
   std::string name;  // "sms.jsonl", used in carrier_ref
   int fd = -1;
-  uint64_t lines = 0;         // lines in the file, a torn last line included
-  uint64_t torn_line = 0;     // line number of a torn line found at open (never an id); 0 = none
-  bool needs_newline = false; // the file does not end with '\n'
+  uint64_t lines = 0;          // lines in the file, a torn last line included
+  bool needs_newline = false;  // the file does not end with '\n' (a torn write)
   bool ids_loaded = false;
   // message_id (as escaped in the file) -> line number.
   std::unordered_map<std::string, uint64_t> ids;
@@ -419,8 +432,9 @@ std::shared_ptr<channel_file> acquire_file(const std::string& path, const std::s
 std::string errno_text(int err) { return std::strerror(err); }
 
 // Reads the whole file at `path` in chunks, calling fn(line, number) for
-// every complete line ('\n'-terminated, without it). Returns the number of
-// complete lines and whether a trailing fragment without '\n' exists.
+// every line (without its '\n'), a last line without '\n' included. Sets
+// `lines` to the number of '\n'-terminated lines and `torn` when a last line
+// without '\n' exists.
 template <class Fn>
 bool scan_lines(const std::string& path, uint64_t& lines, bool& torn, std::string& error, Fn&& fn) {
   lines = 0;
@@ -458,6 +472,7 @@ bool scan_lines(const std::string& path, uint64_t& lines, bool& torn, std::strin
   }
   ::close(fd);
   torn = !pending.empty();
+  if (torn) fn(std::string_view(pending), lines + 1);
   return true;
 }
 
@@ -475,29 +490,33 @@ bool open_file(channel_file& file, std::string& error) {
   }
   file.fd = fd;
   file.lines = lines + (torn ? 1 : 0);
-  file.torn_line = torn ? file.lines : 0;
   file.needs_newline = torn;
   return true;
 }
 
 constexpr std::string_view kIdPrefix = "{\"message_id\":\"";
 
-// Loads the ids of the complete, valid lines. file.mu held.
+// Loads the ids of the valid lines. A torn line is not valid JSON and is
+// ignored; a last line that lacks only its '\n' (the crash came between the
+// object and the newline) is a complete record and counts, so the message is
+// not written again. file.mu held.
 bool load_ids(channel_file& file, std::string& error) {
   if (file.ids_loaded) return true;
   uint64_t lines = 0;
   bool torn = false;
   file.ids.clear();
-  const bool ok = scan_lines(file.path, lines, torn, error, [&](std::string_view line, uint64_t number) {
-    if (number == file.torn_line || line.substr(0, kIdPrefix.size()) != kIdPrefix) return;
-    size_t error_at = 0;
-    if (!json_checker(line).object_text(error_at)) return;
-    // The id runs to the first unescaped quote.
-    size_t end = kIdPrefix.size();
-    while (end < line.size() && line[end] != '"') end += line[end] == '\\' ? 2 : 1;
-    if (end >= line.size()) return;
-    file.ids.emplace(std::string(line.substr(kIdPrefix.size(), end - kIdPrefix.size())), number);
-  });
+  const bool ok =
+      scan_lines(file.path, lines, torn, error, [&](std::string_view line, uint64_t number) {
+        if (line.substr(0, kIdPrefix.size()) != kIdPrefix) return;
+        size_t error_at = 0;
+        if (!json_checker(line).object_text(error_at)) return;
+        // The id runs to the first unescaped quote.
+        size_t end = kIdPrefix.size();
+        while (end < line.size() && line[end] != '"') end += line[end] == '\\' ? 2 : 1;
+        if (end >= line.size()) return;
+        file.ids.emplace(std::string(line.substr(kIdPrefix.size(), end - kIdPrefix.size())),
+                         number);
+      });
   if (ok) file.ids_loaded = true;
   return ok;
 }
@@ -535,7 +554,9 @@ class sink {
   ~sink() { shutdown(); }
 
   // Start-up thread.
-  void start() { writer_ = std::thread([this] { run(); }); }
+  void start() {
+    writer_ = std::thread([this] { run(); });
+  }
 
   // Host dispatch thread. Never blocks beyond a short critical section.
   void submit(uint64_t submit_id, const relay_message& m) {
@@ -579,12 +600,13 @@ class sink {
   }
 
   // Any thread that may report for this instance.
-  void done(uint64_t submit_id, relay_submit_status status, std::string_view ref, std::string_view detail) {
-    host_->callback_submit_done(host_->host_ctx, submit_id, status, to_relay(ref), to_relay(detail));
+  void done(uint64_t submit_id, relay_submit_status status, std::string_view ref,
+            std::string_view detail) {
+    host_->callback_submit_done(host_->host_ctx, submit_id, status, to_relay(ref),
+                                to_relay(detail));
   }
 
  private:
-
   // Writer thread.
   void run() {
     std::vector<queued_message> batch;
@@ -623,13 +645,15 @@ class sink {
       const queued_message& m = batch[i];
       report& r = reports_[i];
       size_t error_at = 0;
-      const std::string_view content = m.content_json.empty() ? std::string_view("{}") : m.content_json;
+      const std::string_view content =
+          m.content_json.empty() ? std::string_view("{}") : m.content_json;
       if (!valid_channel_name(m.channel)) {
         r.status = RELAY_SUBMIT_FAILED;
         r.detail = "invalid channel name (expected lower-case letters, digits, _ or -)";
       } else if (!json_checker(content).object_text(error_at)) {
         r.status = RELAY_SUBMIT_FAILED;
-        r.detail = "content_json is not a JSON object (error at byte " + std::to_string(error_at) + ")";
+        r.detail =
+            "content_json is not a JSON object (error at byte " + std::to_string(error_at) + ")";
       } else if (draw(m.message_id, kDrawPermanent, m.attempt) < cfg_.permanent_failure_rate) {
         r.status = RELAY_SUBMIT_FAILED;
         r.detail = "simulated permanent failure";
@@ -658,7 +682,8 @@ class sink {
     std::lock_guard lock(file.mu);
 
     const auto fail_all = [&](const std::string& why) {
-      log(RELAY_LOG_WARN, why + "; " + std::to_string(indexes.size()) + " message(s) will be retried");
+      log(RELAY_LOG_WARN,
+          why + "; " + std::to_string(indexes.size()) + " message(s) will be retried");
       for (size_t i : indexes) {
         reports_[i].status = RELAY_SUBMIT_RETRY;
         reports_[i].detail = why;
@@ -766,7 +791,6 @@ class sink {
     // A partial line left by a failed write counts as a line: later writes
     // start after it and the id set ignores it.
     file.lines += complete + (file.needs_newline ? 1 : 0);
-    if (file.needs_newline) file.torn_line = file.lines;
     if (write_errno != 0 || fsync_errno != 0) {
       log(RELAY_LOG_WARN, std::string(write_errno != 0 ? "write " : "fsync ") + file.name + ": " +
                               errno_text(write_errno != 0 ? write_errno : fsync_errno) +
@@ -818,8 +842,9 @@ void write_error(char* error, size_t error_size, const std::string& text) {
 void* fs_on_create(const relay_host* host, const relay_kv* config, size_t config_count, char* error,
                    size_t error_size) {
   try {
-    if (host == nullptr || host->struct_size < sizeof(relay_host) || host->callback_submit_done == nullptr ||
-        host->callback_log == nullptr || host->callback_emit_event == nullptr) {
+    if (host == nullptr || host->struct_size < sizeof(relay_host) ||
+        host->callback_submit_done == nullptr || host->callback_log == nullptr ||
+        host->callback_emit_event == nullptr) {
       write_error(error, error_size, "file_sink: the host's relay_host table is incomplete");
       return nullptr;
     }
@@ -839,11 +864,13 @@ void* fs_on_create(const relay_host* host, const relay_kv* config, size_t config
       return nullptr;
     }
     if (::access(cfg.dir.c_str(), W_OK) != 0) {
-      write_error(error, error_size, "dir: \"" + cfg.dir + "\" is not writable: " + errno_text(errno));
+      write_error(error, error_size,
+                  "dir: \"" + cfg.dir + "\" is not writable: " + errno_text(errno));
       return nullptr;
     }
     // One spelling per directory, so instances share the state of a file.
-    if (auto canonical = std::filesystem::weakly_canonical(cfg.dir, ec); !ec) cfg.dir = canonical.string();
+    if (auto canonical = std::filesystem::weakly_canonical(cfg.dir, ec); !ec)
+      cfg.dir = canonical.string();
     auto s = std::make_unique<sink>(host, std::move(cfg));
     s->start();
     return s.release();

@@ -25,7 +25,9 @@ constexpr const char* kOneCarrier =
     "    channels:\n"
     "      sms: {plugin: file_sink, dir: out}\n";
 
-std::string source_file(const char* relative) { return std::string(RELAY_SOURCE_DIR) + "/" + relative; }
+std::string source_file(const char* relative) {
+  return std::string(RELAY_SOURCE_DIR) + "/" + relative;
+}
 
 config parse_ok(const std::string& text) {
   result<config> r = parse_config(text, "relay.yaml");
@@ -37,7 +39,8 @@ config parse_ok(const std::string& text) {
 std::string error_of(const std::string& text) {
   result<config> r = parse_config(text, "relay.yaml");
   if (r.ok()) return "";
-  EXPECT_EQ(r.err().message.find('\n'), std::string::npos) << "error must be one line: " << r.err().message;
+  EXPECT_EQ(r.err().message.find('\n'), std::string::npos)
+      << "error must be one line: " << r.err().message;
   return r.err().message;
 }
 
@@ -66,7 +69,8 @@ class temp_file {
  public:
   explicit temp_file(const std::string& text) {
     path_ = (std::filesystem::temp_directory_path() /
-             ("relay_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + ".yaml"))
+             ("relay_config_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) +
+              ".yaml"))
                 .string();
     std::ofstream(path_) << text;
   }
@@ -206,8 +210,9 @@ TEST(ConfigDefaults, every_key_is_read) {
   EXPECT_EQ(c.kafka.topics.events, "e");
   EXPECT_EQ(c.kafka.topics.dlq, "d");
   EXPECT_EQ(c.kafka.topics.bids, "b");
-  EXPECT_THAT(c.kafka.properties, ElementsAre(Pair("security.protocol", "SASL_SSL"),
-                                              Pair("enable.idempotence", "true"), Pair("linger.ms", "5")));
+  EXPECT_THAT(c.kafka.properties,
+              ElementsAre(Pair("security.protocol", "SASL_SSL"), Pair("enable.idempotence", "true"),
+                          Pair("linger.ms", "5")));
   EXPECT_EQ(c.kafka.embedded_partitions, 8);
   EXPECT_EQ(c.http.listen, "[::1]:9000");
   EXPECT_EQ(c.plugins_dir, "/opt/relay/plugins");
@@ -245,11 +250,12 @@ TEST(ConfigSettings, channel_keys_are_flattened_in_document_order) {
       "        empty:\n"
       "        nothing: {}\n"
       "        flag: yes\n");
-  EXPECT_THAT(connector(c, 0, channel::email).settings,
-              ElementsAre(Pair("host", "smtp.example"), Pair("port", "587"), Pair("tls.mode", "starttls"),
-                          Pair("tls.client.cert", "/c.pem"), Pair("tls.client.key", "/k.pem"),
-                          Pair("tags", R"(["a",1,true,null,"2",{"k":"v"},["x"]])"),
-                          Pair("quote", "say \"hi\"\\n"), Pair("empty", ""), Pair("flag", "yes")));
+  EXPECT_THAT(
+      connector(c, 0, channel::email).settings,
+      ElementsAre(Pair("host", "smtp.example"), Pair("port", "587"), Pair("tls.mode", "starttls"),
+                  Pair("tls.client.cert", "/c.pem"), Pair("tls.client.key", "/k.pem"),
+                  Pair("tags", R"(["a",1,true,null,"2",{"k":"v"},["x"]])"),
+                  Pair("quote", "say \"hi\"\\n"), Pair("empty", ""), Pair("flag", "yes")));
 }
 
 TEST(ConfigSettings, list_text_is_escaped_json) {
@@ -259,7 +265,8 @@ TEST(ConfigSettings, list_text_is_escaped_json) {
       "    channels:\n"
       "      sms:\n"
       "        plugin: p\n"
-      "        lines: [\"a\\\"b\", \"c\\\\d\", \"tab\\there\", \"\\u0001\", \"日本\", 1.5e3, 01, -0]\n");
+      "        lines: [\"a\\\"b\", \"c\\\\d\", \"tab\\there\", \"\\u0001\", \"日本\", 1.5e3, 01, "
+      "-0]\n");
   EXPECT_EQ(setting(connector(c, 0, channel::sms), "lines"),
             R"(["a\"b","c\\d","tab\there","\u0001","日本",1.5e3,"01",-0])");
 }
@@ -272,7 +279,40 @@ TEST(ConfigSettings, the_same_flattened_key_twice_is_an_error) {
                      "        plugin: p\n"
                      "        tls.mode: a\n"
                      "        tls: {mode: b}\n"),
-            "relay.yaml:7: carriers[0].channels.sms.tls.mode: setting \"tls.mode\" is given twice (first at line 6)");
+            "relay.yaml:7: carriers[0].channels.sms.tls.mode: setting \"tls.mode\" is given twice "
+            "(first at line 6)");
+}
+
+TEST(ConfigSettings, merge_keys_share_settings_between_connectors) {
+  const config c = parse_ok(
+      "carriers:\n"
+      "  - id: c1\n"
+      "    channels:\n"
+      "      sms: &smpp {plugin: sms_smpp, host: smsc.example, port: 2775, window: 10}\n"
+      "  - id: c2\n"
+      "    channels:\n"
+      "      sms:\n"
+      "        <<: *smpp\n"
+      "        host: smsc2.example\n"
+      "      email:\n"
+      "        <<: [{plugin: email_smtp, port: 25}, {port: 587, from: a@example.jp}]\n");
+  const connector_config& sms = connector(c, 1, channel::sms);
+  EXPECT_EQ(sms.plugin, "sms_smpp");
+  EXPECT_THAT(sms.settings, ElementsAre(Pair("host", "smsc2.example"), Pair("port", "2775"),
+                                        Pair("window", "10")));
+  const connector_config& email = connector(c, 1, channel::email);
+  EXPECT_EQ(email.plugin, "email_smtp");
+  EXPECT_THAT(email.settings, ElementsAre(Pair("port", "25"), Pair("from", "a@example.jp")));
+}
+
+TEST(ConfigSettings, merge_keys_work_in_relay_sections_and_are_checked) {
+  EXPECT_EQ(parse_ok("retry: {<<: {max_attempts: 3}, jitter: 0.5}\n" + std::string(kOneCarrier))
+                .retry.max_attempts,
+            3);
+  EXPECT_THAT(error_of("retry: {<<: {max_attemps: 3}}\n" + std::string(kOneCarrier)),
+              StartsWith("relay.yaml:1: retry.max_attemps: unknown key"));
+  EXPECT_EQ(error_of("retry: {<<: 3}\n" + std::string(kOneCarrier)),
+            "relay.yaml:1: retry.<<: a merge key (<<) needs a map or a list of maps");
 }
 
 TEST(ConfigSettings, kafka_properties_are_passed_as_text) {
@@ -283,8 +323,9 @@ TEST(ConfigSettings, kafka_properties_are_passed_as_text) {
       "    message.timeout.ms: 30000\n"
       "    \"debug\": \"broker,topic\"\n" +
       std::string(kOneCarrier));
-  EXPECT_THAT(c.kafka.properties, ElementsAre(Pair("sasl.username", "relay"), Pair("message.timeout.ms", "30000"),
-                                              Pair("debug", "broker,topic")));
+  EXPECT_THAT(c.kafka.properties,
+              ElementsAre(Pair("sasl.username", "relay"), Pair("message.timeout.ms", "30000"),
+                          Pair("debug", "broker,topic")));
 }
 
 // ---- durations -------------------------------------------------------------
@@ -297,15 +338,18 @@ TEST(ConfigDurations, every_unit_is_understood) {
   EXPECT_EQ(c.retry.initial_backoff, std::chrono::milliseconds(250));
   EXPECT_EQ(c.retry.max_backoff, std::chrono::hours(24));
   EXPECT_EQ(c.drain_timeout, std::chrono::hours(2));
-  EXPECT_EQ(parse_ok("retry: {initial_backoff: 30s, max_backoff: 10m}\n" + std::string(kOneCarrier)).retry.max_backoff,
+  EXPECT_EQ(parse_ok("retry: {initial_backoff: 30s, max_backoff: 10m}\n" + std::string(kOneCarrier))
+                .retry.max_backoff,
             std::chrono::minutes(10));
   EXPECT_EQ(parse_ok("shutdown: {drain_timeout: 0s}\n" + std::string(kOneCarrier)).drain_timeout,
             std::chrono::milliseconds(0));
 }
 
 TEST(ConfigDurations, a_number_without_unit_is_an_error) {
-  EXPECT_THAT(error_of("retry:\n  initial_backoff: 200\n" + std::string(kOneCarrier)),
-              StartsWith("relay.yaml:2: retry.initial_backoff: invalid duration \"200\": duration has no unit"));
+  EXPECT_THAT(
+      error_of("retry:\n  initial_backoff: 200\n" + std::string(kOneCarrier)),
+      StartsWith(
+          "relay.yaml:2: retry.initial_backoff: invalid duration \"200\": duration has no unit"));
 }
 
 TEST(ConfigDurations, an_unknown_unit_is_an_error) {
@@ -319,8 +363,9 @@ TEST(ConfigDurations, zero_initial_backoff_is_an_error) {
 }
 
 TEST(ConfigDurations, max_backoff_below_initial_backoff_is_an_error) {
-  EXPECT_EQ(error_of("retry:\n  initial_backoff: 5s\n  max_backoff: 1s\n" + std::string(kOneCarrier)),
-            "relay.yaml:3: retry.max_backoff: must not be shorter than retry.initial_backoff");
+  EXPECT_EQ(
+      error_of("retry:\n  initial_backoff: 5s\n  max_backoff: 1s\n" + std::string(kOneCarrier)),
+      "relay.yaml:3: retry.max_backoff: must not be shorter than retry.initial_backoff");
   // Only initial_backoff given, above the default max_backoff (30s).
   EXPECT_EQ(error_of("retry:\n  initial_backoff: 1m\n" + std::string(kOneCarrier)),
             "relay.yaml:2: retry.max_backoff: must not be shorter than retry.initial_backoff");
@@ -335,27 +380,33 @@ TEST(ConfigErrors, wrong_type_names_key_and_line) {
                      "  brokers: [k1, k2]\n" +
                      std::string(kOneCarrier)),
             "relay.yaml:4: kafka.brokers: must be a string");
-  EXPECT_EQ(error_of("kafka: k1:9092\n" + std::string(kOneCarrier)), "relay.yaml:1: kafka: must be a map (key: value)");
+  EXPECT_EQ(error_of("kafka: k1:9092\n" + std::string(kOneCarrier)),
+            "relay.yaml:1: kafka: must be a map (key: value)");
   EXPECT_EQ(error_of("carriers: carrier-a\n"), "relay.yaml:1: carriers: must be a list");
 }
 
 TEST(ConfigErrors, empty_string_is_an_error) {
-  EXPECT_EQ(error_of("data_dir: \"\"\n" + std::string(kOneCarrier)), "relay.yaml:1: data_dir: must not be empty");
-  EXPECT_EQ(error_of("kafka:\n  brokers:\n" + std::string(kOneCarrier)), "relay.yaml:2: kafka.brokers: must be a string");
+  EXPECT_EQ(error_of("data_dir: \"\"\n" + std::string(kOneCarrier)),
+            "relay.yaml:1: data_dir: must not be empty");
+  EXPECT_EQ(error_of("kafka:\n  brokers:\n" + std::string(kOneCarrier)),
+            "relay.yaml:2: kafka.brokers: must be a string");
 }
 
 TEST(ConfigErrors, unknown_top_level_key) {
-  EXPECT_THAT(error_of("data_dir: var\nkafak:\n  brokers: embedded\n" + std::string(kOneCarrier)),
-              StartsWith("relay.yaml:2: kafak: unknown key (expected one of: data_dir, kafka, http"));
+  EXPECT_THAT(
+      error_of("data_dir: var\nkafak:\n  brokers: embedded\n" + std::string(kOneCarrier)),
+      StartsWith("relay.yaml:2: kafak: unknown key (expected one of: data_dir, kafka, http"));
 }
 
 TEST(ConfigErrors, unknown_nested_key) {
   EXPECT_EQ(error_of("kafka:\n  topics:\n    jobs: j\n    job: x\n" + std::string(kOneCarrier)),
-            "relay.yaml:4: kafka.topics.job: unknown key (expected one of: jobs, registry, events, dlq, bids)");
+            "relay.yaml:4: kafka.topics.job: unknown key (expected one of: jobs, registry, events, "
+            "dlq, bids)");
   EXPECT_THAT(error_of("retry: {max_attempt: 3}\n" + std::string(kOneCarrier)),
               StartsWith("relay.yaml:1: retry.max_attempt: unknown key"));
-  EXPECT_THAT(error_of("carriers:\n  - id: a\n    channel: {sms: {plugin: p}}\n"),
-              StartsWith("relay.yaml:3: carriers[0].channel: unknown key (expected one of: id, channels)"));
+  EXPECT_THAT(
+      error_of("carriers:\n  - id: a\n    channel: {sms: {plugin: p}}\n"),
+      StartsWith("relay.yaml:3: carriers[0].channel: unknown key (expected one of: id, channels)"));
 }
 
 TEST(ConfigErrors, duplicate_key) {
@@ -379,7 +430,8 @@ TEST(ConfigErrors, channel_without_plugin) {
                      "  - id: a\n"
                      "    channels:\n"
                      "      sms: {dir: out}\n"),
-            "relay.yaml:4: carriers[0].channels.sms.plugin: is required (the plug-in that serves this channel)");
+            "relay.yaml:4: carriers[0].channels.sms.plugin: is required (the plug-in that serves "
+            "this channel)");
   EXPECT_EQ(error_of("carriers:\n"
                      "  - id: a\n"
                      "    channels:\n"
@@ -389,14 +441,16 @@ TEST(ConfigErrors, channel_without_plugin) {
 
 TEST(ConfigErrors, plugin_name_with_a_path) {
   EXPECT_EQ(error_of("carriers:\n  - id: a\n    channels:\n      sms: {plugin: ../evil}\n"),
-            "relay.yaml:4: carriers[0].channels.sms.plugin: must be a plug-in name ([A-Za-z0-9._-], no path)");
+            "relay.yaml:4: carriers[0].channels.sms.plugin: must be a plug-in name "
+            "([A-Za-z0-9._-], no path)");
 }
 
 TEST(ConfigErrors, carrier_without_channels) {
   EXPECT_EQ(error_of("carriers:\n  - id: a\n"),
             "relay.yaml:2: carriers[0].channels: is required (at least one of rcs, sms, email)");
-  EXPECT_EQ(error_of("carriers:\n  - id: a\n    channels: {}\n"),
-            "relay.yaml:3: carriers[0].channels: must name at least one channel (rcs, sms or email)");
+  EXPECT_EQ(
+      error_of("carriers:\n  - id: a\n    channels: {}\n"),
+      "relay.yaml:3: carriers[0].channels: must name at least one channel (rcs, sms or email)");
 }
 
 TEST(ConfigErrors, duplicate_carrier_id) {
@@ -413,26 +467,30 @@ TEST(ConfigErrors, invalid_carrier_id) {
             "relay.yaml:2: carriers[0].id: must use only letters, digits, '.', '_' and '-'");
   EXPECT_EQ(error_of("carriers:\n  - id: ''\n    channels: {sms: {plugin: p}}\n"),
             "relay.yaml:2: carriers[0].id: must not be empty");
-  EXPECT_EQ(error_of("carriers:\n  - channels: {sms: {plugin: p}}\n"), "relay.yaml:2: carriers[0].id: is required");
+  EXPECT_EQ(error_of("carriers:\n  - channels: {sms: {plugin: p}}\n"),
+            "relay.yaml:2: carriers[0].id: is required");
 }
 
 TEST(ConfigErrors, no_carrier) {
-  EXPECT_EQ(error_of("data_dir: var\n"), "relay.yaml:1: carriers: at least one carrier is required");
-  EXPECT_EQ(error_of("data_dir: var\ncarriers: []\n"), "relay.yaml:2: carriers: at least one carrier is required");
+  EXPECT_EQ(error_of("data_dir: var\n"),
+            "relay.yaml:1: carriers: at least one carrier is required");
+  EXPECT_EQ(error_of("data_dir: var\ncarriers: []\n"),
+            "relay.yaml:2: carriers: at least one carrier is required");
   EXPECT_EQ(error_of(""), "relay.yaml:1: carriers: at least one carrier is required");
 }
 
 TEST(ConfigErrors, positive_integer) {
   for (const char* bad : {"0", "-1", "1.5", "many", "[1]", "99999999999999999999999"}) {
-    EXPECT_THAT(error_of("data_dir: var\nlog: {level: info}\nlimits: {connector_queue: " + std::string(bad) + "}\n" +
-                         kOneCarrier),
+    EXPECT_THAT(error_of("data_dir: var\nlog: {level: info}\nlimits: {connector_queue: " +
+                         std::string(bad) + "}\n" + kOneCarrier),
                 StartsWith("relay.yaml:3: limits.connector_queue: must be a positive integer"))
         << bad;
   }
   EXPECT_EQ(error_of("retry: {max_attempts: 0}\n" + std::string(kOneCarrier)),
             "relay.yaml:1: retry.max_attempts: must be a positive integer");
-  EXPECT_EQ(error_of("kafka: {embedded_partitions: 5000}\n" + std::string(kOneCarrier)),
-            "relay.yaml:1: kafka.embedded_partitions: must be a positive integer no greater than 1024");
+  EXPECT_EQ(
+      error_of("kafka: {embedded_partitions: 5000}\n" + std::string(kOneCarrier)),
+      "relay.yaml:1: kafka.embedded_partitions: must be a positive integer no greater than 1024");
 }
 
 TEST(ConfigErrors, jitter_out_of_range) {
@@ -474,18 +532,22 @@ TEST(ConfigErrors, default_order) {
 
 TEST(ConfigErrors, kafka_properties) {
   EXPECT_EQ(error_of("kafka:\n  properties:\n    sasl: {username: u}\n" + std::string(kOneCarrier)),
-            "relay.yaml:3: kafka.properties.sasl: must be a single value (a string, number or true/false)");
-  EXPECT_EQ(error_of("kafka:\n  properties:\n    bootstrap.servers: k:9092\n" + std::string(kOneCarrier)),
-            "relay.yaml:3: kafka.properties.bootstrap.servers: set kafka.brokers instead");
+            "relay.yaml:3: kafka.properties.sasl: must be a single value (a string, number or "
+            "true/false)");
+  EXPECT_EQ(
+      error_of("kafka:\n  properties:\n    bootstrap.servers: k:9092\n" + std::string(kOneCarrier)),
+      "relay.yaml:3: kafka.properties.bootstrap.servers: set kafka.brokers instead");
   EXPECT_EQ(error_of("kafka:\n  properties:\n    group.id: g\n" + std::string(kOneCarrier)),
             "relay.yaml:3: kafka.properties.group.id: set kafka.group_id instead");
 }
 
 TEST(ConfigErrors, topics) {
-  EXPECT_EQ(error_of("kafka:\n  topics:\n    events: relay.jobs\n" + std::string(kOneCarrier)),
-            "relay.yaml:3: kafka.topics.events: topic \"relay.jobs\" is used for both jobs and events");
+  EXPECT_EQ(
+      error_of("kafka:\n  topics:\n    events: relay.jobs\n" + std::string(kOneCarrier)),
+      "relay.yaml:3: kafka.topics.events: topic \"relay.jobs\" is used for both jobs and events");
   EXPECT_EQ(error_of("kafka:\n  topics:\n    jobs: \"my jobs\"\n" + std::string(kOneCarrier)),
-            "relay.yaml:3: kafka.topics.jobs: must be a Kafka topic name ([A-Za-z0-9._-], at most 249 characters)");
+            "relay.yaml:3: kafka.topics.jobs: must be a Kafka topic name ([A-Za-z0-9._-], at most "
+            "249 characters)");
 }
 
 TEST(ConfigErrors, yaml_syntax_error_names_its_line) {
@@ -500,25 +562,54 @@ TEST(ConfigErrors, yaml_syntax_error_names_its_line) {
   EXPECT_THAT(error_of("data_dir: *nowhere\n"), StartsWith("relay.yaml:1: YAML syntax error: "));
 }
 
+TEST(ConfigErrors, stray_character_at_document_level_is_a_syntax_error) {
+  // yaml-cpp 0.7 neither consumes nor rejects this comma; it must not read
+  // as an empty file ("at least one carrier") or loop.
+  EXPECT_EQ(error_of("# relay\n, carrier\n" + std::string(kOneCarrier)),
+            "relay.yaml:2: YAML syntax error: unexpected \",\"");
+}
+
+TEST(ConfigErrors, deep_nesting_is_a_syntax_error) {
+  EXPECT_THAT(error_of("data_dir: " + std::string(100000, '[')),
+              StartsWith("relay.yaml:1: YAML syntax error: "));
+}
+
+TEST(ConfigErrors, an_alias_that_contains_itself) {
+  const std::string head = "carriers:\n  - id: a\n    channels:\n      sms:\n        plugin: p\n";
+  EXPECT_THAT(error_of(head + "        loop: &x [1, *x]\n"),
+              HasSubstr("carriers[0].channels.sms.loop: nested more than 32 levels deep (or an "
+                        "alias refers to itself)"));
+  EXPECT_THAT(error_of(head + "        loop: &x {k: *x}\n"),
+              HasSubstr("(or an alias refers to itself)"));
+  EXPECT_THAT(error_of(head + "        loop: &x {<<: *x}\n"),
+              HasSubstr("(or an alias refers to itself)"));
+}
+
 TEST(ConfigErrors, not_a_map_at_the_top) {
-  EXPECT_EQ(error_of("- a\n- b\n"), "relay.yaml:1: the file must be a YAML map of settings (key: value)");
+  EXPECT_EQ(error_of("- a\n- b\n"),
+            "relay.yaml:1: the file must be a YAML map of settings (key: value)");
 }
 
 TEST(ConfigErrors, several_documents) {
   EXPECT_EQ(error_of(std::string(kOneCarrier) + "---\ndata_dir: x\n"),
-            "relay.yaml:7: only one YAML document is allowed");
+            "relay.yaml:6: only one YAML document is allowed");
+  // An explicit start and end, or a trailing separator, are fine.
+  EXPECT_EQ(error_of("---" + std::string(kOneCarrier) + "...\n"), "");
+  EXPECT_EQ(error_of(std::string(kOneCarrier) + "---\n"), "");
 }
 
 TEST(ConfigErrors, missing_file) {
   result<config> r = load_config("/nonexistent/relay.yaml");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.err().message, "/nonexistent/relay.yaml: cannot read file: No such file or directory");
+  EXPECT_EQ(r.err().message,
+            "/nonexistent/relay.yaml: cannot read file: No such file or directory");
 }
 
 TEST(ConfigErrors, directory_instead_of_file) {
   result<config> r = load_config(std::filesystem::temp_directory_path().string());
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.err().message, std::filesystem::temp_directory_path().string() + ": cannot read file: Is a directory");
+  EXPECT_EQ(r.err().message,
+            std::filesystem::temp_directory_path().string() + ": cannot read file: Is a directory");
 }
 
 TEST(ConfigErrors, errors_from_a_file_name_the_file) {

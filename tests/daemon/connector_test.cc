@@ -20,7 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 
 relay_str rs(std::string_view s) { return relay_str{s.data(), s.size()}; }
-std::string str(relay_str s) { return s.data != nullptr ? std::string(s.data, s.size) : std::string(); }
+std::string str(relay_str s) {
+  return s.data != nullptr ? std::string(s.data, s.size) : std::string();
+}
 
 // ---------------------------------------------------------------------------
 // A fake plug-in: a static C table in this binary whose instance is the
@@ -31,7 +33,8 @@ struct fake_plugin {
   struct submitted {
     uint64_t submit_id = 0;
     uint32_t attempt = 0, flags = 0;
-    std::string message_id, job_id, company_id, service_id, user_id, carrier_id, channel, address, content;
+    std::string message_id, job_id, company_id, service_id, user_id, carrier_id, channel, address,
+        content;
   };
 
   std::mutex mu;
@@ -39,12 +42,13 @@ struct fake_plugin {
   std::vector<std::pair<std::string, std::string>> config;
   std::vector<submitted> submits;
   std::atomic<int> creates{0}, destroys{0};
-  std::string create_error;                        // on_create fails with it when set
-  std::function<void(uint64_t)> during_submit;     // runs inside on_submit
-  std::function<void()> during_destroy;            // runs inside on_destroy
+  std::string create_error;                     // on_create fails with it when set
+  std::function<void(uint64_t)> during_submit;  // runs inside on_submit
+  std::function<void()> during_destroy;         // runs inside on_destroy
   std::function<int(const relay_http_request&)> webhook;
 
-  void done(uint64_t id, relay_submit_status status, std::string_view ref = {}, std::string_view detail = {}) {
+  void done(uint64_t id, relay_submit_status status, std::string_view ref = {},
+            std::string_view detail = {}) {
     host->callback_submit_done(host->host_ctx, id, status, rs(ref), rs(detail));
   }
   size_t submit_count() {
@@ -59,7 +63,8 @@ struct fake_plugin {
 
 fake_plugin* g_fake = nullptr;
 
-void* fake_create(const relay_host* host, const relay_kv* config, size_t n, char* error, size_t error_size) {
+void* fake_create(const relay_host* host, const relay_kv* config, size_t n, char* error,
+                  size_t error_size) {
   fake_plugin& f = *g_fake;
   f.host = host;
   for (size_t i = 0; i < n; ++i) f.config.emplace_back(str(config[i].key), str(config[i].value));
@@ -105,8 +110,14 @@ int fake_webhook(void* instance, const relay_http_request* request) {
   return f.webhook ? f.webhook(*request) : 404;
 }
 
-const relay_plugin kFakeTable = {RELAY_PLUGIN_ABI_VERSION, sizeof(relay_plugin), "fake", "0.1",
-                                 &fake_create, &fake_destroy, &fake_submit, &fake_webhook};
+const relay_plugin kFakeTable = {RELAY_PLUGIN_ABI_VERSION,
+                                 sizeof(relay_plugin),
+                                 "fake",
+                                 "0.1",
+                                 &fake_create,
+                                 &fake_destroy,
+                                 &fake_submit,
+                                 &fake_webhook};
 
 // ---------------------------------------------------------------------------
 
@@ -120,7 +131,8 @@ struct recorded_outcome {
 class recording_listener : public connector_listener {
  public:
   void on_outcome(connector& c, const connector_outcome& o) override {
-    outcomes.push_back({o.token, o.status, o.attempts, std::string(o.carrier_ref), std::string(o.detail)});
+    outcomes.push_back(
+        {o.token, o.status, o.attempts, std::string(o.carrier_ref), std::string(o.detail)});
     if (then) then(c, o);
   }
   void on_event(connector&, const plugin_event& e) override { events.push_back(e); }
@@ -152,16 +164,19 @@ class connector_test : public ::testing::Test {
   void SetUp() override { g_fake = &fake_; }
   void TearDown() override { g_fake = nullptr; }
 
-  std::unique_ptr<connector> make(size_t capacity = 4, std::optional<retry_policy> rp = std::nullopt,
+  std::unique_ptr<connector> make(size_t capacity = 4,
+                                  std::optional<retry_policy> rp = std::nullopt,
                                   uint64_t seed = 42) {
     auto lib = plugin_library::from_table_for_test(&kFakeTable, "fake");
     EXPECT_TRUE(lib);
     connector_config cfg{"fake", {{"endpoint", "http://127.0.0.1:9"}, {"window", "32"}}};
-    auto c = std::make_unique<connector>("carrier-a", channel::sms, *lib, cfg, capacity, rp.value_or(retry_),
-                                         clk_, seed, listener_, [this] { on_wake(); });
+    auto c = std::make_unique<connector>("carrier-a", channel::sms, *lib, cfg, capacity,
+                                         rp.value_or(retry_), clk_, seed, listener_,
+                                         [this] { on_wake(); });
     return c;
   }
-  std::unique_ptr<connector> started(size_t capacity = 4, std::optional<retry_policy> rp = std::nullopt) {
+  std::unique_ptr<connector> started(size_t capacity = 4,
+                                     std::optional<retry_policy> rp = std::nullopt) {
     auto c = make(capacity, rp);
     auto r = c->start();
     EXPECT_TRUE(r) << r.err().message;
@@ -176,7 +191,8 @@ class connector_test : public ::testing::Test {
     std::copy(id, id + 32, m.id.begin());
     users_.push_back("u" + std::to_string(token));
     m.user_id = users_.back();
-    m.address = "+8190000000" + std::to_string(token % 10);
+    users_.push_back("+8190000000" + std::to_string(token % 10));
+    m.address = users_.back();
     m.token = token;
     m.flags = flags;
     return m;
@@ -195,7 +211,7 @@ class connector_test : public ::testing::Test {
   counting_clock clk_{sys_time(std::chrono::hours(24 * 365 * 50))};
   recording_listener listener_;
   job_context job_{"job-1", "acme", "gold", R"({"text":"hello"})"};
-  std::deque<std::string> users_;
+  std::deque<std::string> users_;  // backs the views in outbound_message
   retry_policy retry_{100ms, 1000ms, 5, 0.0};
   std::mutex wake_mu_;
   int wakes_ = 0;
@@ -302,7 +318,8 @@ TEST_F(connector_test, backoff_is_capped_and_jittered_reproducibly_from_the_seed
     g_fake = &fresh;
     recording_listener listener;
     auto lib = plugin_library::from_table_for_test(&kFakeTable, "fake");
-    connector c("carrier-a", channel::sms, *lib, {"fake", {}}, 1, rp, clk_, seed, listener, nullptr);
+    connector c("carrier-a", channel::sms, *lib, {"fake", {}}, 1, rp, clk_, seed, listener,
+                nullptr);
     EXPECT_TRUE(c.start());
     c.submit(msg(1));
     std::vector<int64_t> out;
@@ -350,7 +367,8 @@ TEST_F(connector_test, gives_up_after_max_attempts_with_the_last_detail) {
   c->submit(msg(5));
   for (int attempt = 1; attempt <= 3; ++attempt) {
     ASSERT_EQ(fake_.submit_count(), static_cast<size_t>(attempt));
-    fake_.done(fake_.last().submit_id, RELAY_SUBMIT_RETRY, {}, "throttled " + std::to_string(attempt));
+    fake_.done(fake_.last().submit_id, RELAY_SUBMIT_RETRY, {},
+               "throttled " + std::to_string(attempt));
     c->poll();
     clk_.advance(1s);
     c->poll();
@@ -464,7 +482,7 @@ TEST_F(connector_test, a_stale_or_duplicate_callback_is_ignored) {
   const uint64_t second = fake_.last().submit_id;
   ASSERT_NE(first, second) << "a retry gets a new submit id";
 
-  fake_.done(first, RELAY_SUBMIT_ACCEPTED, "late");  // for the earlier attempt
+  fake_.done(first, RELAY_SUBMIT_ACCEPTED, "late");                    // for the earlier attempt
   fake_.done(0xffffffff00000000ull | 1234567, RELAY_SUBMIT_ACCEPTED);  // never issued
   c->poll();
   EXPECT_TRUE(listener_.outcomes.empty());
@@ -484,10 +502,24 @@ TEST_F(connector_test, a_stale_or_duplicate_callback_is_ignored) {
   EXPECT_EQ(c->in_flight(), 1u);
 }
 
+TEST_F(connector_test, an_unknown_status_from_a_buggy_plugin_is_a_failure) {
+  auto c = started();
+  c->submit(msg(1));
+  // What a C plug-in passing a stray int looks like from our side.
+  using raw_done = void (*)(void*, uint64_t, int, relay_str, relay_str);
+  reinterpret_cast<raw_done>(fake_.host->callback_submit_done)(
+      fake_.host->host_ctx, fake_.last().submit_id, 7, rs(""), rs("?"));
+  c->poll();
+  ASSERT_EQ(listener_.outcomes.size(), 1u);
+  EXPECT_EQ(listener_.outcomes[0].status, RELAY_SUBMIT_FAILED);
+  EXPECT_EQ(listener_.outcomes[0].detail, "plug-in reported an unknown submit status 7");
+}
+
 TEST_F(connector_test, events_are_copied_and_delivered_from_poll) {
   auto c = started();
   std::thread carrier([&] {
-    std::string id = "00000000000000000000000000000001", ref = "sms.jsonl:1", from = "+819012345678";
+    std::string id = "00000000000000000000000000000001", ref = "sms.jsonl:1",
+                from = "+819012345678";
     relay_event e{};
     e.struct_size = sizeof(relay_event);
     e.type = RELAY_EVENT_INBOUND;
@@ -646,7 +678,8 @@ class wake_signal {
   bool woken_ = false;
 };
 
-TEST(connector_with_file_sink, retries_simulated_transient_failures_until_every_message_is_written_once) {
+TEST(connector_with_file_sink,
+     retries_simulated_transient_failures_until_every_message_is_written_once) {
   test::temp_dir dir;
   auto lib = plugin_library::load(RELAY_BINARY_DIR "/plugins/file_sink.so");
   ASSERT_TRUE(lib) << lib.err().message;
@@ -654,7 +687,8 @@ TEST(connector_with_file_sink, retries_simulated_transient_failures_until_every_
   recording_listener listener;
   auto signal = std::make_shared<wake_signal>();
   connector c("carrier-a", channel::email, *lib,
-              {"file_sink", {{"dir", dir.path()}, {"transient_failure_rate", "0.4"}, {"delivered_rate", "1"}}},
+              {"file_sink",
+               {{"dir", dir.path()}, {"transient_failure_rate", "0.4"}, {"delivered_rate", "1"}}},
               16, retry_policy{1ms, 4ms, 20, 0.2}, clk, 1, listener, [signal] { (*signal)(); });
   auto started = c.start();
   ASSERT_TRUE(started) << started.err().message;

@@ -96,35 +96,56 @@ struct recording_listener : kafka_consumer::rebalance_listener {
   }
 };
 
+// One embedded cluster for every Kafka test of this binary, started by the
+// first test that needs it and stopped when the test program ends.
+class kafka_environment : public ::testing::Environment {
+ public:
+  static embedded_kafka* cluster() {
+    if (!cluster_) {
+      auto k = embedded_kafka::start(kafka_topics{}, 2);
+      if (!k.ok()) {
+        ADD_FAILURE() << k.err().message;
+        return nullptr;
+      }
+      cluster_ = std::move(*k);
+    }
+    return cluster_.get();
+  }
+  void TearDown() override { cluster_.reset(); }
+
+ private:
+  static inline std::unique_ptr<embedded_kafka> cluster_;
+};
+// gtest owns registered environments.
+[[maybe_unused]] ::testing::Environment* const kKafkaEnvironment =
+    ::testing::AddGlobalTestEnvironment(new kafka_environment);
+
 class KafkaTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto k = embedded_kafka::start(kafka_topics{}, 2);
-    ASSERT_TRUE(k.ok()) << k.err().message;
-    cluster_ = std::move(*k);
+  void SetUp() override {
+    cluster_ = kafka_environment::cluster();
+    ASSERT_NE(cluster_, nullptr);
   }
-  static void TearDownTestSuite() { cluster_.reset(); }
 
   static kafka_config config_for_tests() {
     kafka_config cfg;
     // A rebalance of a non-empty group waits about a session timeout on the mock.
-    cfg.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    cfg.properties = {{"session.timeout.ms", "4000"}, {"heartbeat.interval.ms", "400"}};
     return cfg;
   }
-  static const std::string& bootstrap() { return cluster_->bootstrap(); }
-  static std::unique_ptr<kafka_producer> producer() {
+  const std::string& bootstrap() const { return cluster_->bootstrap(); }
+  std::unique_ptr<kafka_producer> producer() const {
     auto p = kafka_producer::create(config_for_tests(), bootstrap());
     EXPECT_TRUE(p.ok()) << p.err().message;
     return p.ok() ? std::move(*p) : nullptr;
   }
-  static void create_topic(const std::string& topic, int partitions) {
+  void create_topic(const std::string& topic, int partitions) const {
     auto r = cluster_->create_topic(topic, partitions);
     ASSERT_TRUE(r.ok()) << r.err().message;
   }
 
-  static std::unique_ptr<embedded_kafka> cluster_;
+  embedded_kafka* cluster_ = nullptr;
 };
-std::unique_ptr<embedded_kafka> KafkaTest::cluster_;
 
 TEST_F(KafkaTest, embedded_cluster_listens_on_loopback_only) {
   const std::string& b = bootstrap();
@@ -191,8 +212,12 @@ TEST_F(KafkaTest, produced_messages_reach_a_group_consumer_with_headers) {
   EXPECT_EQ((*c)->partition_count(topic, kDeadline), 2);
 }
 
-TEST_F(KafkaTest, stored_offsets_are_committed_and_the_next_member_resumes_after_them) {
-  const std::string topic = "t.commit";
+// Both rebalance protocols: EAGER (range) and COOPERATIVE (incremental).
+class KafkaGroupTest : public KafkaTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(KafkaGroupTest, stored_offsets_are_committed_and_the_next_member_resumes_after_them) {
+  const std::string strategy = GetParam();
+  const std::string topic = "t.commit." + strategy;
   create_topic(topic, 1);
   auto p = producer();
   ASSERT_TRUE(p);
@@ -200,7 +225,8 @@ TEST_F(KafkaTest, stored_offsets_are_committed_and_the_next_member_resumes_after
   ASSERT_TRUE(p->flush(kDeadline).ok());
 
   kafka_config cfg = config_for_tests();
-  cfg.group_id = "g-commit";
+  cfg.group_id = "g-commit-" + strategy;
+  cfg.properties.push_back({"partition.assignment.strategy", strategy});
   {
     recording_listener listener;
     auto c = kafka_consumer::subscribe(cfg, bootstrap(), topic, &listener);
@@ -235,6 +261,13 @@ TEST_F(KafkaTest, stored_offsets_are_committed_and_the_next_member_resumes_after
   EXPECT_EQ(seen.front().value, "m6") << "the second member must start after the last stored offset";
   EXPECT_EQ(seen.size(), 4u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Kafka, KafkaGroupTest, ::testing::Values("range", "cooperative-sticky"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 TEST_F(KafkaTest, pause_stops_a_partition_until_resume) {
   const std::string topic = "t.pause";

@@ -51,8 +51,10 @@ TEST(plugin_library_load, loads_the_file_sink_plugin) {
 }
 
 TEST_F(plugin_host_test, refuses_a_plugin_built_for_another_abi_major) {
-  const std::string path = build("abi2", plugin_source(
-      "(2u << 16) | 3u, sizeof(relay_plugin), \"abi2\", \"1\", create, destroy, submit, 0"));
+  const std::string path = build(
+      "abi2",
+      plugin_source(
+          "(2u << 16) | 3u, sizeof(relay_plugin), \"abi2\", \"1\", create, destroy, submit, 0"));
   auto lib = plugin_library::load(path);
   ASSERT_FALSE(lib);
   EXPECT_EQ(lib.err().message, path + ": plug-in ABI 2.3 is not supported by this relay (ABI 1.0)");
@@ -60,8 +62,10 @@ TEST_F(plugin_host_test, refuses_a_plugin_built_for_another_abi_major) {
 }
 
 TEST_F(plugin_host_test, accepts_a_newer_minor_of_the_same_major) {
-  const std::string path = build("minor7", plugin_source(
-      "(1u << 16) | 7u, sizeof(relay_plugin), \"minor7\", \"1\", create, destroy, submit, 0"));
+  const std::string path = build(
+      "minor7",
+      plugin_source(
+          "(1u << 16) | 7u, sizeof(relay_plugin), \"minor7\", \"1\", create, destroy, submit, 0"));
   auto lib = plugin_library::load(path);
   ASSERT_TRUE(lib) << lib.err().message;
   EXPECT_STREQ((*lib)->table().name, "minor7");
@@ -75,8 +79,9 @@ TEST_F(plugin_host_test, refuses_a_library_without_the_entry_symbol) {
 }
 
 TEST_F(plugin_host_test, refuses_a_table_smaller_than_abi_1_0) {
-  const std::string path = build("short", plugin_source(
-      "RELAY_PLUGIN_ABI_VERSION, 16, \"short\", \"1\", create, destroy, submit, 0"));
+  const std::string path = build(
+      "short",
+      plugin_source("RELAY_PLUGIN_ABI_VERSION, 16, \"short\", \"1\", create, destroy, submit, 0"));
   auto lib = plugin_library::load(path);
   ASSERT_FALSE(lib);
   EXPECT_NE(lib.err().message.find(path + ": plug-in table is 16 bytes"), std::string::npos)
@@ -84,11 +89,14 @@ TEST_F(plugin_host_test, refuses_a_table_smaller_than_abi_1_0) {
 }
 
 TEST_F(plugin_host_test, refuses_a_table_without_required_functions) {
-  const std::string path = build("nosubmit", plugin_source(
-      "RELAY_PLUGIN_ABI_VERSION, sizeof(relay_plugin), \"nosubmit\", \"1\", create, 0, 0, 0"));
+  const std::string path = build(
+      "nosubmit",
+      plugin_source(
+          "RELAY_PLUGIN_ABI_VERSION, sizeof(relay_plugin), \"nosubmit\", \"1\", create, 0, 0, 0"));
   auto lib = plugin_library::load(path);
   ASSERT_FALSE(lib);
-  EXPECT_EQ(lib.err().message, path + ": plug-in table lacks required functions: on_destroy, on_submit");
+  EXPECT_EQ(lib.err().message,
+            path + ": plug-in table lacks required functions: on_destroy, on_submit");
 }
 
 TEST_F(plugin_host_test, refuses_an_entry_that_returns_no_table) {
@@ -134,7 +142,8 @@ TEST(plugin_loader, a_missing_directory_is_named) {
   plugin_loader loader("/nonexistent/relay/plugins");
   auto lib = loader.get("file_sink");
   ASSERT_FALSE(lib);
-  EXPECT_NE(lib.err().message.find("/nonexistent/relay/plugins"), std::string::npos) << lib.err().message;
+  EXPECT_NE(lib.err().message.find("/nonexistent/relay/plugins"), std::string::npos)
+      << lib.err().message;
 }
 
 TEST(plugin_loader, refuses_names_that_are_paths) {

@@ -2,9 +2,11 @@
 // host table.
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -22,7 +24,9 @@ namespace {
 using namespace std::chrono_literals;
 
 relay_str rs(std::string_view s) { return relay_str{s.data(), s.size()}; }
-std::string str(relay_str s) { return s.data != nullptr ? std::string(s.data, s.size) : std::string(); }
+std::string str(relay_str s) {
+  return s.data != nullptr ? std::string(s.data, s.size) : std::string();
+}
 
 // The host side: records what the plug-in reports, from any thread.
 class recording_host {
@@ -47,7 +51,8 @@ class recording_host {
       std::lock_guard lock(h->mu_);
       h->logs_.push_back(str(m));
     };
-    host_.callback_submit_done = [](void* ctx, uint64_t id, relay_submit_status st, relay_str ref, relay_str detail) {
+    host_.callback_submit_done = [](void* ctx, uint64_t id, relay_submit_status st, relay_str ref,
+                                    relay_str detail) {
       auto* h = static_cast<recording_host*>(ctx);
       std::lock_guard lock(h->mu_);
       h->outcomes_.push_back({id, st, str(ref), str(detail), std::chrono::steady_clock::now()});
@@ -55,7 +60,8 @@ class recording_host {
     host_.callback_emit_event = [](void* ctx, const relay_event* e) {
       auto* h = static_cast<recording_host*>(ctx);
       std::lock_guard lock(h->mu_);
-      h->events_.push_back({static_cast<relay_event_type>(e->type), str(e->message_id), str(e->carrier_ref)});
+      h->events_.push_back(
+          {static_cast<relay_event_type>(e->type), str(e->message_id), str(e->carrier_ref)});
     };
   }
   const relay_host* table() const { return &host_; }
@@ -184,29 +190,35 @@ TEST_F(file_sink_test, writes_one_line_per_message_with_the_contract_fields_in_o
   mail.address = "u1@example.jp";
   EXPECT_EQ(send(mail).carrier_ref, "email.jsonl:1");
 
-  EXPECT_EQ(test::read_file(dir_ / "sms.jsonl"),
-            R"({"message_id":"m1","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"sms","address":"+819012345678","content":{"text":"hi"},"attempt":1})"
-            "\n"
-            R"({"message_id":"m2","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"sms","address":"+819012345678","content":{"subject":"Hi","html":"<p>x</p>","link":"https://a.example/?q=1"},"attempt":3})"
-            "\n");
-  EXPECT_EQ(test::read_file(dir_ / "email.jsonl"),
-            R"({"message_id":"m3","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"email","address":"u1@example.jp","content":{"text":"hi"},"attempt":1})"
-            "\n");
+  EXPECT_EQ(
+      test::read_file(dir_ / "sms.jsonl"),
+      R"({"message_id":"m1","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"sms","address":"+819012345678","content":{"text":"hi"},"attempt":1})"
+      "\n"
+      R"({"message_id":"m2","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"sms","address":"+819012345678","content":{"subject":"Hi","html":"<p>x</p>","link":"https://a.example/?q=1"},"attempt":3})"
+      "\n");
+  EXPECT_EQ(
+      test::read_file(dir_ / "email.jsonl"),
+      R"({"message_id":"m3","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"email","address":"u1@example.jp","content":{"text":"hi"},"attempt":1})"
+      "\n");
 }
 
 TEST_F(file_sink_test, escapes_strings_as_rfc_8259_json_and_keeps_one_object_per_line) {
   create_ok();
   message_spec s;
-  s.user_id = std::string("a\"b\\c\x01\n\t\x7f") + "\xc3\xa9";  // quote, backslash, controls, DEL, é
+  s.user_id =
+      std::string("a\"b\\c\x01\n\t\x7f") + "\xc3\xa9";  // quote, backslash, controls, DEL, é
   s.address = "bad\xff utf8";
   s.content = "{\n  \"text\": \"line1\\nline2 \\u00e9\",\n  \"subject\": \"x y\"\n}";
   EXPECT_EQ(send(s).status, RELAY_SUBMIT_ACCEPTED);
   const auto lines = test::read_lines(dir_ / "sms.jsonl");
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_NE(lines[0].find(R"("user_id":"a\"b\\c\u0001\u000a\u0009)" "\x7f\xc3\xa9\""), std::string::npos)
+  EXPECT_NE(lines[0].find(R"("user_id":"a\"b\\c\u0001\u000a\u0009)"
+                          "\x7f\xc3\xa9\""),
+            std::string::npos)
       << lines[0];
   EXPECT_NE(lines[0].find(R"("address":"bad\ufffd utf8")"), std::string::npos) << lines[0];
-  EXPECT_NE(lines[0].find(R"("content":{"text":"line1\nline2 \u00e9","subject":"x y"},)"), std::string::npos)
+  EXPECT_NE(lines[0].find(R"("content":{"text":"line1\nline2 \u00e9","subject":"x y"},)"),
+            std::string::npos)
       << lines[0];
 }
 
@@ -322,6 +334,25 @@ TEST_F(file_sink_test, a_torn_line_that_ends_after_the_id_is_still_not_an_id) {
   EXPECT_EQ(again.carrier_ref, "sms.jsonl:2");
 }
 
+TEST_F(file_sink_test, a_last_line_missing_only_its_newline_is_a_complete_record) {
+  const std::string full =
+      R"({"message_id":"m1","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"sms","address":"+819012345678","content":{"text":"hi"},"attempt":1})";
+  test::write_file(dir_ / "sms.jsonl", full);
+  create_ok();
+  message_spec m1;
+  m1.flags = RELAY_MESSAGE_MAY_BE_DUPLICATE;
+  const auto dup = send(m1);
+  EXPECT_EQ(dup.detail, "duplicate");
+  EXPECT_EQ(dup.carrier_ref, "sms.jsonl:1");
+  message_spec m2;
+  m2.message_id = "m2";
+  EXPECT_EQ(send(m2).carrier_ref, "sms.jsonl:2");
+  const auto lines = test::read_lines(dir_ / "sms.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], full);
+  EXPECT_EQ(lines[1].rfind(R"({"message_id":"m2",)", 0), 0u) << lines[1];
+}
+
 TEST_F(file_sink_test, emits_delivered_and_opened_events_at_the_configured_rates) {
   create_ok({{"delivered_rate", "0.5"}, {"opened_rate", "0.2"}});
   constexpr int kMessages = 2000;
@@ -339,7 +370,8 @@ TEST_F(file_sink_test, emits_delivered_and_opened_events_at_the_configured_rates
   }
   EXPECT_NEAR(delivered.size(), kMessages * 0.5, kMessages * 0.05);
   EXPECT_NEAR(opened.size(), kMessages * 0.2, kMessages * 0.05);
-  for (const auto& id : opened) EXPECT_EQ(delivered.count(id), 1u) << id << " opened but not delivered";
+  for (const auto& id : opened)
+    EXPECT_EQ(delivered.count(id), 1u) << id << " opened but not delivered";
 
   // Deterministic: a second run over the same ids picks the same messages.
   test::temp_dir other;
@@ -422,12 +454,67 @@ TEST_F(file_sink_test, destroy_writes_and_reports_what_is_queued) {
   EXPECT_EQ(test::read_lines(dir_ / "sms.jsonl").size(), 3u);
 }
 
+TEST_F(file_sink_test, a_failed_write_accepts_the_complete_lines_and_retries_the_rest) {
+  // Let the file grow to one and a half lines: the batch's write() comes back
+  // short and the next one fails with EFBIG (SIGXFSZ ignored).
+  message_spec probe;
+  const std::string one_line =
+      R"({"message_id":"w0","job_id":"job-1","company_id":"acme","user_id":"u1","carrier_id":"carrier-a","channel":"sms","address":"+819012345678","content":{"text":"hi"},"attempt":1})"
+      "\n";
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = one_line.size() + one_line.size() / 2;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+
+  create_ok({{"latency_ms", "600000"}});  // one batch, written when destroy flushes
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    message_spec s;
+    s.message_id = "w" + std::to_string(i);
+    ids.push_back(submit(s));
+  }
+  destroy();
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  std::signal(SIGXFSZ, old_handler);
+
+  auto out = host_.outcomes_by_id();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[ids[0]].status, RELAY_SUBMIT_ACCEPTED);
+  EXPECT_EQ(out[ids[0]].carrier_ref, "sms.jsonl:1");
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(out[ids[i]].status, RELAY_SUBMIT_RETRY) << i;
+    EXPECT_EQ(out[ids[i]].detail.rfind("write sms.jsonl: ", 0), 0u) << out[ids[i]].detail;
+  }
+  EXPECT_EQ(test::read_file(dir_ / "sms.jsonl"),
+            one_line + one_line.substr(0, one_line.size() / 2).replace(15, 2, "w1"));
+
+  // The retries (flagged: relay cannot know how far the write got) land on
+  // fresh lines after the torn one; the complete line is not written again.
+  create_ok();
+  for (int i = 0; i < 3; ++i) {
+    message_spec s;
+    s.message_id = "w" + std::to_string(i);
+    s.attempt = 2;
+    s.flags = RELAY_MESSAGE_MAY_BE_DUPLICATE;
+    const auto o = send(s);
+    EXPECT_EQ(o.status, RELAY_SUBMIT_ACCEPTED);
+    EXPECT_EQ(o.detail, i == 0 ? "duplicate" : "") << i;
+  }
+  const auto lines = test::read_lines(dir_ / "sms.jsonl");
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[2].rfind(R"({"message_id":"w1",)", 0), 0u) << lines[2];
+  EXPECT_EQ(lines[3].rfind(R"({"message_id":"w2",)", 0), 0u) << lines[3];
+}
+
 TEST_F(file_sink_test, instances_sharing_a_file_number_their_lines_consistently) {
   create_ok();
   recording_host other_host;
   std::vector<relay_kv> kv{{rs("dir"), rs(dir_.path())}};
   char error[128] = {};
-  void* other = lib_->table().on_create(other_host.table(), kv.data(), kv.size(), error, sizeof(error));
+  void* other =
+      lib_->table().on_create(other_host.table(), kv.data(), kv.size(), error, sizeof(error));
   ASSERT_NE(other, nullptr) << error;
   constexpr int kEach = 200;
   for (int i = 0; i < kEach; ++i) {

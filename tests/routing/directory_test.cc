@@ -81,7 +81,8 @@ TEST(directory, user_without_carriers_decodes) {
 TEST(directory, long_strings_round_trip) {
   profile p = tokyo_profile();
   p.email = std::string(300, 'e');  // needs a two-byte length
-  const std::string v = encode_directory_entry(std::string(200, 'u'), p, {link("c", true, kAllChannels)});
+  const std::string v =
+      encode_directory_entry(std::string(200, 'u'), p, {link("c", true, kAllChannels)});
   recipient r;
   ASSERT_TRUE(decode_directory_entry(v, 1, r).ok());
   EXPECT_EQ(r.user_id.size(), 200u);
@@ -111,7 +112,7 @@ TEST(directory, decode_is_bounds_checked) {
   }
   std::string too_many = v;
   // byte after version, user_id, tz, msisdn, email is the carrier count
-  const size_t count_at = 1 + 3 + 1 + 10 + 1 + 13 + 1 + 13 + 1;
+  const size_t count_at = 1 + 3 + 1 + 10 + 1 + 13 + 1 + 13;
   ASSERT_EQ(too_many[count_at], 2);
   too_many[count_at] = 9;
   EXPECT_EQ(decode_directory_entry(too_many, 1, r).err().code, errc::corruption);
@@ -131,8 +132,9 @@ class directory_reader_test : public ::testing::Test {
       put_be32(k, o);
       profile p = tokyo_profile();
       p.msisdn = "+81" + std::to_string(o);
-      b.Put(db_->handle(cf::directory), k,
-            encode_directory_entry("user-" + std::to_string(o), p, {link("c", true, kAllChannels)}));
+      b.Put(
+          db_->handle(cf::directory), k,
+          encode_directory_entry("user-" + std::to_string(o), p, {link("c", true, kAllChannels)}));
     }
     ASSERT_TRUE(db_->write(b).ok());
   }

@@ -23,8 +23,8 @@ TEST(Duration, zero_and_leading_zeros_are_accepted) {
 }
 
 TEST(Duration, rejects_malformed_text_with_a_clear_reason) {
-  for (const char* bad : {"", "s", "10", "-5s", "+5s", "1.5h", "10 s", " 10s", "10s ", "10S", "10sec", "1h30m",
-                          "ms", "10x", "1e3s"}) {
+  for (const char* bad : {"", "s", "10", "-5s", "+5s", "1.5h", "10 s", " 10s", "10s ", "10S",
+                          "10sec", "1h30m", "ms", "10x", "1e3s"}) {
     auto r = parse_duration(bad);
     ASSERT_FALSE(r.ok()) << '"' << bad << '"';
     EXPECT_EQ(r.err().code, errc::invalid_argument);
@@ -44,7 +44,8 @@ TEST(Duration, rejects_values_that_overflow_milliseconds) {
   EXPECT_FALSE(parse_duration("106751991168d").ok());  // just above INT64_MAX ms
   EXPECT_TRUE(parse_duration("106751991167d").ok());
   EXPECT_TRUE(parse_duration("9223372036854775807ms").ok());
-  EXPECT_NE(parse_duration("99999999999999999999ms").err().message.find("too large"), std::string::npos);
+  EXPECT_NE(parse_duration("99999999999999999999ms").err().message.find("too large"),
+            std::string::npos);
 }
 
 TEST(Duration, error_does_not_echo_the_input) {

@@ -61,8 +61,9 @@ TEST(Job, design_example_parses_into_every_field) {
   EXPECT_EQ(j.subject, "Hi");
   EXPECT_EQ(j.html, "<p>Hello</p>");
   EXPECT_EQ(j.link, "https://acme.example/offer");
-  EXPECT_EQ(j.content_json,
-            R"({"text":"Hello","subject":"Hi","html":"<p>Hello</p>","link":"https://acme.example/offer"})");
+  EXPECT_EQ(
+      j.content_json,
+      R"({"text":"Hello","subject":"Hi","html":"<p>Hello</p>","link":"https://acme.example/offer"})");
   EXPECT_EQ(j.mode, channel_mode::fallback);
   EXPECT_EQ(j.order, (std::vector<channel>{channel::rcs, channel::sms, channel::email}));
   EXPECT_EQ(j.fallback_after, hours(2));
@@ -95,7 +96,8 @@ TEST(Job, optional_parts_take_their_defaults) {
 
 TEST(Job, null_optional_fields_count_as_absent) {
   auto r = parse_job(
-      job_json(R"(,"service_id":null,"channels":null,"schedule":null,"priority":null,"bid_id":null,"max_price":null)"),
+      job_json(
+          R"(,"service_id":null,"channels":null,"schedule":null,"priority":null,"bid_id":null,"max_price":null)"),
       {});
   ASSERT_TRUE(r.ok()) << r.err().message;
   EXPECT_EQ(r->service_id, "");
@@ -139,9 +141,10 @@ TEST(Job, all_targets_everyone_registered) {
 }
 
 TEST(Job, where_tests_take_equals_any_of_and_normalised_ranges) {
-  auto r = parse_job(job_json("", R"({"where":{"gender":"f","region":["tokyo","osaka",13],"birth_year":1996,
+  auto r = parse_job(
+      job_json("", R"({"where":{"gender":"f","region":["tokyo","osaka",13],"birth_year":1996,
                                       "age":{"gt":19,"lt":30}}})"),
-                     {});
+      {});
   ASSERT_TRUE(r.ok()) << r.err().message;
   ASSERT_EQ(r->target, target_kind::where);
   ASSERT_EQ(r->where.size(), 4u);
@@ -176,9 +179,10 @@ TEST(Job, single_value_range_is_allowed) {
 }
 
 TEST(Job, content_is_reserialised_compactly_with_members_for_plugins) {
-  auto r = parse_job(job_json("", R"({"users":["u1"]})",
-                              R"({ "text" : "Hi \"you\"\n",  "card" : { "title" : "T", "n" : [1, 2] } })"),
-                     {});
+  auto r = parse_job(
+      job_json("", R"({"users":["u1"]})",
+               R"({ "text" : "Hi \"you\"\n",  "card" : { "title" : "T", "n" : [1, 2] } })"),
+      {});
   ASSERT_TRUE(r.ok()) << r.err().message;
   EXPECT_EQ(r->content_json, R"({"text":"Hi \"you\"\n","card":{"title":"T","n":[1,2]}})");
   EXPECT_EQ(r->text, "Hi \"you\"\n");
@@ -191,7 +195,8 @@ TEST(Job, html_alone_is_enough_content) {
 }
 
 TEST(Job, channel_modes_and_orders_parse) {
-  auto r = parse_job(job_json(R"(,"channels":{"mode":"simultaneous","order":["email","sms"]})"), {});
+  auto r =
+      parse_job(job_json(R"(,"channels":{"mode":"simultaneous","order":["email","sms"]})"), {});
   ASSERT_TRUE(r.ok()) << r.err().message;
   EXPECT_EQ(r->mode, channel_mode::simultaneous);
   EXPECT_EQ(r->order, (std::vector<channel>{channel::email, channel::sms}));
@@ -203,8 +208,10 @@ TEST(Job, channel_modes_and_orders_parse) {
 }
 
 TEST(Job, channel_mode_names_round_trip) {
-  for (const char* name : {"specified", "preferred", "best", "simultaneous", "fallback", "resend"}) {
-    auto r = parse_job(job_json(R"(,"channels":{"mode":")"s + name + R"(","fallback_after":"1h"})"), {});
+  for (const char* name :
+       {"specified", "preferred", "best", "simultaneous", "fallback", "resend"}) {
+    auto r =
+        parse_job(job_json(R"(,"channels":{"mode":")"s + name + R"(","fallback_after":"1h"})"), {});
     ASSERT_TRUE(r.ok()) << r.err().message;
     EXPECT_EQ(to_string(r->mode), name);
   }
@@ -287,7 +294,8 @@ TEST(Job, oversized_job_is_rejected_before_parsing) {
 }
 
 TEST(Job, invalid_json_carries_the_parsers_reason) {
-  for (const char* bad : {"", "{", R"({"job_id":"j1",})", "{\"a\":\"\xff\"}", "nul", R"({"a":1}x)"}) {
+  for (const char* bad :
+       {"", "{", R"({"job_id":"j1",})", "{\"a\":\"\xff\"}", "nul", R"({"a":1}x)"}) {
     const std::string m = error_of(bad);
     EXPECT_EQ(m.rfind("invalid JSON: ", 0), 0u) << bad << " -> " << m;
     EXPECT_GT(m.size(), sizeof("invalid JSON: ")) << m;
@@ -304,10 +312,14 @@ TEST(Job, ids_are_checked_and_named) {
   const std::string long_id(256, 'x');
   expect_rejections({
       {R"({"company_id":"acme","to":{"all":true},"content":{"text":"x"}})", "job_id: missing"},
-      {R"({"job_id":null,"company_id":"acme","to":{"all":true},"content":{"text":"x"}})", "job_id: missing"},
-      {R"({"job_id":7,"company_id":"acme","to":{"all":true},"content":{"text":"x"}})", "job_id: must be a string"},
-      {R"({"job_id":"","company_id":"acme","to":{"all":true},"content":{"text":"x"}})", "job_id: must not be empty"},
-      {R"({"job_id":")" + long_id + R"(","company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
+      {R"({"job_id":null,"company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
+       "job_id: missing"},
+      {R"({"job_id":7,"company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
+       "job_id: must be a string"},
+      {R"({"job_id":"","company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
+       "job_id: must not be empty"},
+      {R"({"job_id":")" + long_id +
+           R"(","company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
        "job_id: longer than 255 bytes"},
       {R"({"job_id":"a\u0000b","company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
        "job_id: contains a control character"},
@@ -316,7 +328,8 @@ TEST(Job, ids_are_checked_and_named) {
       {R"({"job_id":"j1","to":{"all":true},"content":{"text":"x"}})", "company_id: missing"},
       {R"({"job_id":"j1","company_id":["acme"],"to":{"all":true},"content":{"text":"x"}})",
        "company_id: must be a string"},
-      {R"({"job_id":"j1","company_id":"","to":{"all":true},"content":{"text":"x"}})", "company_id: must not be empty"},
+      {R"({"job_id":"j1","company_id":"","to":{"all":true},"content":{"text":"x"}})",
+       "company_id: must not be empty"},
       {job_json(R"(,"service_id":5)"), "service_id: must be a string"},
       {job_json(R"(,"service_id":"go\tld")"), "service_id: contains a control character"},
       {job_json(R"(,"bid_id":5)"), "bid_id: must be a string"},
@@ -334,9 +347,11 @@ TEST(Job, repeated_known_keys_are_rejected) {
       {R"({"job_id":"j1","job_id":"j2","company_id":"acme","to":{"all":true},"content":{"text":"x"}})",
        "job_id: duplicate key"},
       {job_json("", R"({"users":["u1"],"users":["u2"]})"), "to.users: duplicate key"},
-      {job_json("", R"({"all":true})", R"({"text":"a","text":"b"})"), "content.text: duplicate key"},
+      {job_json("", R"({"all":true})", R"({"text":"a","text":"b"})"),
+       "content.text: duplicate key"},
       {job_json("", R"({"where":{"gender":"f","gender":"m"}})"), "to.where.gender: duplicate key"},
-      {job_json(R"(,"channels":{"mode":"best","mode":"fallback"})"), "channels.mode: duplicate key"},
+      {job_json(R"(,"channels":{"mode":"best","mode":"fallback"})"),
+       "channels.mode: duplicate key"},
   });
 }
 
@@ -347,8 +362,10 @@ TEST(Job, to_must_name_exactly_one_target) {
       {job_json("", "{}"), "to: needs one of users, all or where"},
       {job_json("", R"({"users":null})"), "to: needs one of users, all or where"},
       {job_json("", R"({"users":["u1"],"all":true})"), "to: give only one of users, all or where"},
-      {job_json("", R"({"segment":"vip"})"), "to.segment: unknown target (expected users, all or where)"},
-      {job_json("", R"({"all":true,"segment":"vip"})"), "to.segment: unknown target (expected users, all or where)"},
+      {job_json("", R"({"segment":"vip"})"),
+       "to.segment: unknown target (expected users, all or where)"},
+      {job_json("", R"({"all":true,"segment":"vip"})"),
+       "to.segment: unknown target (expected users, all or where)"},
       {job_json("", R"({"all":false})"), "to.all: must be true"},
       {job_json("", R"({"all":"yes"})"), "to.all: must be true"},
   });
@@ -362,47 +379,62 @@ TEST(Job, listed_users_are_checked_one_by_one) {
       {job_json("", R"({"users":["u1",null]})"), "to.users[1]: must be a string"},
       {job_json("", R"({"users":["u1",""]})"), "to.users[1]: must not be empty"},
       {job_json("", R"({"users":["u\u0001"]})"), "to.users[0]: contains a control character"},
-      {job_json("", R"({"users":[")" + std::string(300, 'u') + R"("]})"), "to.users[0]: longer than 255 bytes"},
+      {job_json("", R"({"users":[")" + std::string(300, 'u') + R"("]})"),
+       "to.users[0]: longer than 255 bytes"},
   });
 }
 
 TEST(Job, too_many_listed_users_are_rejected) {
   job_limits limits;
   limits.max_users = 2;
-  EXPECT_EQ(error_of(job_json("", R"({"users":["a","b","c"]})"), limits), "to.users: 3 users, limit 2 (limits.max_users)");
+  EXPECT_EQ(error_of(job_json("", R"({"users":["a","b","c"]})"), limits),
+            "to.users: 3 users, limit 2 (limits.max_users)");
   EXPECT_TRUE(parse_job(job_json("", R"({"users":["a","b"]})"), limits).ok());
 }
 
 TEST(Job, where_tests_are_checked_and_named) {
-  auto where = [](std::string_view w) { return job_json("", R"({"where":)" + std::string(w) + "}"); };
+  auto where = [](std::string_view w) {
+    return job_json("", R"({"where":)" + std::string(w) + "}");
+  };
   const std::string unknown_attr =
-      ": not a targetable attribute (expected gender, region, occupation, birth_year, locale or age)";
+      ": not a targetable attribute (expected gender, region, occupation, birth_year, locale or "
+      "age)";
   expect_rejections({
       {where(R"(["gender"])"), "to.where: must be an object of attribute tests"},
       {where("{}"), "to.where: must not be empty"},
       {where(R"({"shoe_size":"42"})"), "to.where.shoe_size" + unknown_attr},
       {where(R"({"msisdn":"+81"})"), "to.where.msisdn" + unknown_attr},
-      {where(R"({"gender":true})"), "to.where.gender: must be a string, an integer or an array of them"},
-      {where(R"({"gender":null})"), "to.where.gender: must be a string, an integer or an array of them"},
-      {where(R"({"gender":1.5})"), "to.where.gender: must be a string, an integer or an array of them"},
+      {where(R"({"gender":true})"),
+       "to.where.gender: must be a string, an integer or an array of them"},
+      {where(R"({"gender":null})"),
+       "to.where.gender: must be a string, an integer or an array of them"},
+      {where(R"({"gender":1.5})"),
+       "to.where.gender: must be a string, an integer or an array of them"},
       {where(R"({"gender":""})"), "to.where.gender: must not be empty"},
       {where(R"({"region":[]})"), "to.where.region: must not be an empty array"},
       {where(R"({"region":["tokyo",true]})"), "to.where.region[1]: must be a string or an integer"},
-      {where(R"({"region":["tokyo",["osaka"]]})"), "to.where.region[1]: must be a string or an integer"},
-      {where(R"({"region":{"gte":1}})"), "to.where.region: a range applies only to age or birth_year"},
+      {where(R"({"region":["tokyo",["osaka"]]})"),
+       "to.where.region[1]: must be a string or an integer"},
+      {where(R"({"region":{"gte":1}})"),
+       "to.where.region: a range applies only to age or birth_year"},
       {where(R"({"age":"thirty"})"), "to.where.age: must be an integer"},
       {where(R"({"age":["20",21]})"), "to.where.age[0]: must be an integer"},
-      {where(R"({"age":20.5})"), "to.where.age: must be an integer, an array of integers or a range object"},
-      {where(R"({"birth_year":18446744073709551615})"), "to.where.birth_year: integer out of range"},
+      {where(R"({"age":20.5})"),
+       "to.where.age: must be an integer, an array of integers or a range object"},
+      {where(R"({"birth_year":18446744073709551615})"),
+       "to.where.birth_year: integer out of range"},
       {where(R"({"age":{}})"), "to.where.age: a range needs gte, gt, lte or lt"},
       {where(R"({"age":{"gte":null}})"), "to.where.age: a range needs gte, gt, lte or lt"},
       {where(R"({"age":{"gte":"20"}})"), "to.where.age.gte: must be an integer"},
       {where(R"({"age":{"lt":20.5}})"), "to.where.age.lt: must be an integer"},
-      {where(R"({"age":{"between":[1,2]}})"), "to.where.age.between: unknown bound (expected gte, gt, lte or lt)"},
+      {where(R"({"age":{"between":[1,2]}})"),
+       "to.where.age.between: unknown bound (expected gte, gt, lte or lt)"},
       {where(R"({"age":{"gt":20,"gte":21}})"), "to.where.age: give gte or gt, not both"},
       {where(R"({"age":{"lt":20,"lte":21}})"), "to.where.age: give lte or lt, not both"},
-      {where(R"({"age":{"gte":30,"lt":20}})"), "to.where.age: empty range (lower bound above upper bound)"},
-      {where(R"({"age":{"gte":20,"lt":20}})"), "to.where.age: empty range (lower bound above upper bound)"},
+      {where(R"({"age":{"gte":30,"lt":20}})"),
+       "to.where.age: empty range (lower bound above upper bound)"},
+      {where(R"({"age":{"gte":20,"lt":20}})"),
+       "to.where.age: empty range (lower bound above upper bound)"},
       {where(R"({"birth_year":{"gt":9223372036854775807}})"),
        "to.where.birth_year: empty range (lower bound above upper bound)"},
   });
@@ -414,13 +446,15 @@ TEST(Job, content_is_checked_and_named) {
       {R"({"job_id":"j1","company_id":"acme","to":{"all":true}})", "content: missing"},
       {content(R"("Hello")"), "content: must be an object"},
       {content("{}"), "content: needs a non-empty text or html"},
-      {content(R"({"subject":"Hi","link":"https://a.example"})"), "content: needs a non-empty text or html"},
+      {content(R"({"subject":"Hi","link":"https://a.example"})"),
+       "content: needs a non-empty text or html"},
       {content(R"({"text":""})"), "content: needs a non-empty text or html"},
       {content(R"({"text":5})"), "content.text: must be a string"},
       {content(R"({"text":"x","subject":{"a":1}})"), "content.subject: must be a string"},
       {content(R"({"html":["<p>"]})"), "content.html: must be a string"},
       {content(R"({"text":"x","link":42})"), "content.link: must be a string"},
-      {content(R"({"text":"x","link":"javascript:alert"})"), "content.link: must be an http or https URL"},
+      {content(R"({"text":"x","link":"javascript:alert"})"),
+       "content.link: must be an http or https URL"},
   });
 }
 
@@ -431,7 +465,8 @@ TEST(Job, oversized_content_is_rejected_with_its_size) {
   EXPECT_EQ(error_of(job_json("", R"({"all":true})", R"({ "text" : "12345678" })"), limits),
             "content is 19 bytes, limit 16 (limits.max_content_bytes)");
   limits.max_content_bytes = 19;
-  EXPECT_TRUE(parse_job(job_json("", R"({"all":true})", R"({ "text" : "12345678" })"), limits).ok());
+  EXPECT_TRUE(
+      parse_job(job_json("", R"({"all":true})", R"({ "text" : "12345678" })"), limits).ok());
 }
 
 TEST(Job, channels_are_checked_and_named) {
@@ -445,15 +480,21 @@ TEST(Job, channels_are_checked_and_named) {
       {channels(R"({"order":[]})"), "channels.order: must not be empty"},
       {channels(R"({"order":["rcs","fax"]})"),
        R"(channels.order[1]: unknown channel "fax" (expected rcs, sms or email))"},
-      {channels(R"({"order":["RCS"]})"), R"(channels.order[0]: unknown channel "RCS" (expected rcs, sms or email))"},
+      {channels(R"({"order":["RCS"]})"),
+       R"(channels.order[0]: unknown channel "RCS" (expected rcs, sms or email))"},
       {channels(R"({"order":[1]})"), "channels.order[0]: must be a string"},
-      {channels(R"({"order":["sms","email","sms"]})"), R"(channels.order[2]: duplicate channel "sms")"},
-      {channels(R"({"mode":"fallback"})"), "channels.fallback_after: required when channels.mode is fallback"},
+      {channels(R"({"order":["sms","email","sms"]})"),
+       R"(channels.order[2]: duplicate channel "sms")"},
+      {channels(R"({"mode":"fallback"})"),
+       "channels.fallback_after: required when channels.mode is fallback"},
       {channels(R"({"mode":"resend","order":["sms"]})"),
        "channels.fallback_after: required when channels.mode is resend"},
-      {channels(R"({"mode":"fallback","fallback_after":7200})"), "channels.fallback_after: must be a string"},
-      {channels(R"({"mode":"fallback","fallback_after":"1500ms"})"), "channels.fallback_after: must be whole seconds"},
-      {channels(R"({"mode":"fallback","fallback_after":"0s"})"), "channels.fallback_after: must be at least 1s"},
+      {channels(R"({"mode":"fallback","fallback_after":7200})"),
+       "channels.fallback_after: must be a string"},
+      {channels(R"({"mode":"fallback","fallback_after":"1500ms"})"),
+       "channels.fallback_after: must be whole seconds"},
+      {channels(R"({"mode":"fallback","fallback_after":"0s"})"),
+       "channels.fallback_after: must be at least 1s"},
   });
   const std::string m = error_of(channels(R"({"mode":"fallback","fallback_after":"2 hours"})"));
   EXPECT_EQ(m.rfind("channels.fallback_after: ", 0), 0u) << m;
@@ -462,7 +503,8 @@ TEST(Job, channels_are_checked_and_named) {
 
 TEST(Job, schedule_is_checked_and_named) {
   auto schedule = [](std::string_view s) { return job_json(R"(,"schedule":)" + std::string(s)); };
-  const std::string rfc = ": must be an RFC 3339 timestamp with offset (e.g. 2026-11-24T09:00:00+09:00)";
+  const std::string rfc =
+      ": must be an RFC 3339 timestamp with offset (e.g. 2026-11-24T09:00:00+09:00)";
   const std::string hhmm = ": must be a time of day HH:MM (00:00 to 23:59)";
   expect_rejections({
       {schedule("[]"), "schedule: must be an object"},
@@ -488,11 +530,14 @@ TEST(Job, schedule_is_checked_and_named) {
       {schedule(R"({"window":{"end":"18:00"}})"), "schedule.window.start: missing"},
       {schedule(R"({"window":{"start":"09:00"}})"), "schedule.window.end: missing"},
       {schedule(R"({"window":{"start":"9:00","end":"18:00"}})"), "schedule.window.start" + hhmm},
-      {schedule(R"({"window":{"start":540,"end":"18:00"}})"), "schedule.window.start: must be a string"},
+      {schedule(R"({"window":{"start":540,"end":"18:00"}})"),
+       "schedule.window.start: must be a string"},
       {schedule(R"({"window":{"start":"09:00","end":"24:00"}})"), "schedule.window.end" + hhmm},
       {schedule(R"({"window":{"start":"09:00","end":"18:61"}})"), "schedule.window.end" + hhmm},
-      {schedule(R"({"window":{"start":"09:00","end":"09:00"}})"), "schedule.window: start and end must differ"},
-      {schedule(R"({"window":{"start":"09:00","end":"18:00","tz":9}})"), "schedule.window.tz: must be a string"},
+      {schedule(R"({"window":{"start":"09:00","end":"09:00"}})"),
+       "schedule.window: start and end must differ"},
+      {schedule(R"({"window":{"start":"09:00","end":"18:00","tz":9}})"),
+       "schedule.window.tz: must be a string"},
       {schedule(R"({"window":{"start":"09:00","end":"18:00","tz":"Asia/Tokyo; rm -rf"}})"),
        "schedule.window.tz: not a time zone name (e.g. Asia/Tokyo)"},
   });
@@ -500,7 +545,8 @@ TEST(Job, schedule_is_checked_and_named) {
 
 TEST(Job, priority_and_price_are_checked_and_named) {
   expect_rejections({
-      {job_json(R"(,"priority":"urgent")"), "priority: unknown priority (expected normal or exclusive)"},
+      {job_json(R"(,"priority":"urgent")"),
+       "priority: unknown priority (expected normal or exclusive)"},
       {job_json(R"(,"priority":1)"), "priority: must be a string"},
       {job_json(R"(,"max_price":"1.5")"), "max_price: must be a number"},
       {job_json(R"(,"max_price":-1)"), "max_price: must not be negative"},
@@ -516,8 +562,10 @@ TEST(Job, priority_and_price_are_checked_and_named) {
 TEST(Job, reason_follows_field_order_not_document_order) {
   // The first failing field in document-independent order wins, so the same
   // job always gets the same reason.
-  EXPECT_EQ(error_of(R"({"priority":"urgent","job_id":"j1","company_id":"acme","to":{"all":true},"content":{"text":"x"}})"),
-            "priority: unknown priority (expected normal or exclusive)");
+  EXPECT_EQ(
+      error_of(
+          R"({"priority":"urgent","job_id":"j1","company_id":"acme","to":{"all":true},"content":{"text":"x"}})"),
+      "priority: unknown priority (expected normal or exclusive)");
   EXPECT_EQ(error_of(R"({"content":5,"job_id":"j1","company_id":"acme","to":{"users":[1]}})"),
             "to.users[0]: must be a string");
 }

@@ -15,10 +15,12 @@ TEST(MessageId, is_32_lower_case_hex_digits) {
 }
 
 TEST(MessageId, same_job_user_and_channel_give_the_same_id) {
-  EXPECT_EQ(make_message_id("job-1", "user-1", channel::rcs), make_message_id("job-1", "user-1", channel::rcs));
+  EXPECT_EQ(make_message_id("job-1", "user-1", channel::rcs),
+            make_message_id("job-1", "user-1", channel::rcs));
   const std::string job = "job-1";
   const std::string user = "user-1";
-  EXPECT_EQ(make_message_id(job, user, channel::email), make_message_id("job-1", "user-1", channel::email));
+  EXPECT_EQ(make_message_id(job, user, channel::email),
+            make_message_id("job-1", "user-1", channel::email));
 }
 
 TEST(MessageId, differs_by_job_user_and_channel) {
@@ -44,7 +46,8 @@ TEST(MessageId, separators_keep_shifted_boundaries_apart) {
 // every in-flight message twice. Independently checked with
 //   printf 'acme-20261124-0001\0u1\0sms' | xxhsum -H2
 TEST(MessageId, known_value_never_changes) {
-  EXPECT_EQ(view(make_message_id("acme-20261124-0001", "u1", channel::sms)), "d031d49becb7fdafe0cf3ee32763fce3");
+  EXPECT_EQ(view(make_message_id("acme-20261124-0001", "u1", channel::sms)),
+            "d031d49becb7fdafe0cf3ee32763fce3");
 }
 
 }  // namespace

@@ -80,7 +80,8 @@ TEST(registry_record, carriers_are_optional_and_an_empty_list_clears_them) {
   auto without = parse_registry_record(R"({"op":"upsert_user","user_id":"u1","profile":{}})");
   ASSERT_TRUE(without.ok());
   EXPECT_FALSE(without->carriers);
-  auto empty = parse_registry_record(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[]})");
+  auto empty =
+      parse_registry_record(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[]})");
   ASSERT_TRUE(empty.ok());
   ASSERT_TRUE(empty->carriers);
   EXPECT_TRUE(empty->carriers->empty());
@@ -106,7 +107,9 @@ TEST(registry_record, errors_name_the_field) {
   EXPECT_EQ(error_of("not json"), error_of("not json"));
   EXPECT_EQ(error_of("not json").rfind("record: invalid JSON", 0), 0u);
   EXPECT_EQ(error_of("[1,2]"), "record: must be a JSON object");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{}} trailing)").rfind("record:", 0), 0u);
+  EXPECT_EQ(
+      error_of(R"({"op":"upsert_user","user_id":"u1","profile":{}} trailing)").rfind("record:", 0),
+      0u);
   EXPECT_EQ(error_of(R"({"user_id":"u1"})"), "op: missing");
   EXPECT_EQ(error_of(R"({"op":7,"user_id":"u1"})"), "op: must be a string");
   EXPECT_EQ(error_of(R"({"op":"frobnicate","user_id":"u1"})"), R"(op: unknown "frobnicate")");
@@ -114,12 +117,15 @@ TEST(registry_record, errors_name_the_field) {
   EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":null})"), "user_id: missing");
   EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":""})"), "user_id: must not be empty");
   EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":12})"), "user_id: must be a string");
-  EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":"a\u0000b"})"), "user_id: contains a NUL byte");
+  EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":"a\u0000b"})"),
+            "user_id: contains a NUL byte");
   EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":")" + std::string(256, 'x') + "\"}"),
             "user_id: longer than 255 bytes");
-  EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":")" + std::string(255, 'x') + "\"}"), "(parsed)");
+  EXPECT_EQ(error_of(R"({"op":"delete_user","user_id":")" + std::string(255, 'x') + "\"}"),
+            "(parsed)");
   EXPECT_EQ(error_of(R"({"op":"register","user_id":"u1"})"), "company_id: missing");
-  EXPECT_EQ(error_of(R"({"op":"register","user_id":"u1","company_id":""})"), "company_id: must not be empty");
+  EXPECT_EQ(error_of(R"({"op":"register","user_id":"u1","company_id":""})"),
+            "company_id: must not be empty");
   EXPECT_EQ(error_of(R"({"op":"register","user_id":"u1","company_id":"c","service_id":1})"),
             "service_id: must be a string");
   EXPECT_EQ(error_of(R"({"op":"register","user_id":"u1","company_id":"c","service_id":"s\u0000"})"),
@@ -127,43 +133,67 @@ TEST(registry_record, errors_name_the_field) {
   EXPECT_EQ(error_of(R"({"op":"register","user_id":"u1","company_id":"c","source":false})"),
             "source: must be a string");
   EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1"})"), "profile: missing");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":[]})"), "profile: must be an object");
+  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":[]})"),
+            "profile: must be an object");
   EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{"region":5}})"),
             "profile.region: must be a string");
   EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":{}})"),
             "carriers: must be an array");
   EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[7]})"),
             "carriers[0]: must be an object");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","primary":"yes"}]})"),
-            "carriers[0].primary: must be true or false");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","primary":true},{"carrier_id":"b","primary":true}]})"),
-            "carriers[1].primary: more than one primary carrier");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a"},{"carrier_id":"a"}]})"),
-            R"(carriers[1].carrier_id: duplicate "a")");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":""}]})"),
-            "carriers[0].carrier_id: must not be empty");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","primary":"yes"}]})"),
+      "carriers[0].primary: must be true or false");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","primary":true},{"carrier_id":"b","primary":true}]})"),
+      "carriers[1].primary: more than one primary carrier");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a"},{"carrier_id":"a"}]})"),
+      R"(carriers[1].carrier_id: duplicate "a")");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":""}]})"),
+      "carriers[0].carrier_id: must not be empty");
 }
 
 TEST(registry_record, unknown_channel_names_are_rejected) {
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":["sms","fax"]}]})"),
-            R"(carriers[0].channels[1]: unknown channel "fax")");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":[3]}]})"),
-            "carriers[0].channels[0]: must be a string");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":"sms"}]})"),
-            "carriers[0].channels: must be an array of channel names");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":[]}]})"),
-            "carriers[0].channels: must not be empty");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","addresses":{"pager":"123"}}]})"),
-            R"(carriers[0].addresses: unknown channel "pager")");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","addresses":{"sms":""}}]})"),
-            "carriers[0].addresses.sms: must not be empty");
-  EXPECT_EQ(error_of(R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","addresses":["x"]}]})"),
-            "carriers[0].addresses: must be an object");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":["sms","fax"]}]})"),
+      R"(carriers[0].channels[1]: unknown channel "fax")");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":[3]}]})"),
+      "carriers[0].channels[0]: must be a string");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":"sms"}]})"),
+      "carriers[0].channels: must be an array of channel names");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","channels":[]}]})"),
+      "carriers[0].channels: must not be empty");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","addresses":{"pager":"123"}}]})"),
+      R"(carriers[0].addresses: unknown channel "pager")");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","addresses":{"sms":""}}]})"),
+      "carriers[0].addresses.sms: must not be empty");
+  EXPECT_EQ(
+      error_of(
+          R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[{"carrier_id":"a","addresses":["x"]}]})"),
+      "carriers[0].addresses: must be an object");
 }
 
 TEST(registry_record, more_than_eight_carriers_are_rejected) {
   std::string json = R"({"op":"upsert_user","user_id":"u1","profile":{},"carriers":[)";
-  for (int i = 0; i < 9; ++i) json += (i ? "," : "") + std::string(R"({"carrier_id":"c)") + std::to_string(i) + "\"}";
+  for (int i = 0; i < 9; ++i)
+    json += (i ? "," : "") + std::string(R"({"carrier_id":"c)") + std::to_string(i) + "\"}";
   json += "]}";
   EXPECT_EQ(error_of(json), "carriers: more than 8 carriers (9)");
 }
@@ -186,14 +216,21 @@ TEST(registry_record, errors_never_quote_personal_data) {
   const std::string secret_msisdn = "+819012345678";
   const std::string secret_email = "secret.person@example.jp";
   const std::string cases[] = {
-      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn + R"(","email":)" + "5}}",
-      R"({"op":"upsert_user","user_id":"u1","profile":{"email":")" + secret_email + R"(","msisdn":[]}})",
-      R"({"op":"upsert_user","user_id":"u1","profile":{"email":")" + secret_email + std::string(300, 'x') + "\"}}",
+      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn +
+          R"(","email":)" + "5}}",
+      R"({"op":"upsert_user","user_id":"u1","profile":{"email":")" + secret_email +
+          R"(","msisdn":[]}})",
+      R"({"op":"upsert_user","user_id":"u1","profile":{"email":")" + secret_email +
+          std::string(300, 'x') + "\"}}",
       R"({"op":"upsert_user","user_id":"u1","profile":{"email":")" + secret_email + R"(\u0000"}})",
-      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn + R"("},"carriers":[{"carrier_id":"a","addresses":{"sms":")" + secret_msisdn + R"(","fax":")" + secret_msisdn + R"("}}]})",
+      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn +
+          R"("},"carriers":[{"carrier_id":"a","addresses":{"sms":")" + secret_msisdn +
+          R"(","fax":")" + secret_msisdn + R"("}}]})",
       R"({"op":")" + secret_email + R"(","user_id":"u1"})",
-      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn + R"("},"carriers":[{"carrier_id":"a","channels":[")" + secret_msisdn + R"("]}]})",
-      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn + "\"",  // truncated JSON
+      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn +
+          R"("},"carriers":[{"carrier_id":"a","channels":[")" + secret_msisdn + R"("]}]})",
+      R"({"op":"upsert_user","user_id":"u1","profile":{"msisdn":")" + secret_msisdn +
+          "\"",  // truncated JSON
   };
   for (const auto& json : cases) {
     const std::string msg = error_of(json);
@@ -205,7 +242,8 @@ TEST(registry_record, errors_never_quote_personal_data) {
 }
 
 TEST(registry_record, oversized_records_are_rejected) {
-  std::string big = R"({"op":"delete_user","user_id":"u1","pad":")" + std::string(2u << 20, 'x') + "\"}";
+  std::string big =
+      R"({"op":"delete_user","user_id":"u1","pad":")" + std::string(2u << 20, 'x') + "\"}";
   EXPECT_EQ(error_of(big).rfind("record: larger than", 0), 0u);
 }
 

@@ -135,7 +135,9 @@ TEST(store, counters_add_little_endian_uint64) {
   b2.Merge(s->handle(cf::counters), "sends", encode_counter(30));
   ASSERT_TRUE(s->write(b2).ok());
   ASSERT_TRUE(
-      s->db().CompactRange(rocksdb::CompactRangeOptions(), s->handle(cf::counters), nullptr, nullptr).ok());
+      s->db()
+          .CompactRange(rocksdb::CompactRangeOptions(), s->handle(cf::counters), nullptr, nullptr)
+          .ok());
   EXPECT_EQ(decode_counter(get_or_fail(*s, cf::counters, "sends")), 42u);
 }
 

@@ -22,8 +22,8 @@ using namespace std::chrono;
 sys_time at(year_month_day d) { return time_point_cast<milliseconds>(sys_days(d)); }
 
 // Records as the registry topic would carry them.
-registry_record upsert(std::string user, std::string gender = "", std::optional<int> birth_year = std::nullopt,
-                       std::string region = "") {
+registry_record upsert(std::string user, std::string gender = "",
+                       std::optional<int> birth_year = std::nullopt, std::string region = "") {
   registry_record r;
   r.kind = registry_record::op::upsert_user;
   r.user_id = std::move(user);
@@ -34,7 +34,8 @@ registry_record upsert(std::string user, std::string gender = "", std::optional<
   return r;
 }
 
-registry_record with_company(registry_record::op kind, std::string user, std::string company, std::string service) {
+registry_record with_company(registry_record::op kind, std::string user, std::string company,
+                             std::string service) {
   registry_record r;
   r.kind = kind;
   r.user_id = std::move(user);
@@ -44,11 +45,13 @@ registry_record with_company(registry_record::op kind, std::string user, std::st
 }
 
 registry_record reg(std::string user, std::string company, std::string service = "") {
-  return with_company(registry_record::op::register_user, std::move(user), std::move(company), std::move(service));
+  return with_company(registry_record::op::register_user, std::move(user), std::move(company),
+                      std::move(service));
 }
 
 registry_record unreg(std::string user, std::string company, std::string service = "") {
-  return with_company(registry_record::op::unregister_user, std::move(user), std::move(company), std::move(service));
+  return with_company(registry_record::op::unregister_user, std::move(user), std::move(company),
+                      std::move(service));
 }
 
 registry_record del(std::string user) {
@@ -88,7 +91,9 @@ class Targeting : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void apply(std::initializer_list<registry_record> records) { apply(std::vector<registry_record>(records)); }
+  void apply(std::initializer_list<registry_record> records) {
+    apply(std::vector<registry_record>(records));
+  }
   void apply(const std::vector<registry_record>& records) {
     for (const auto& r : records) ASSERT_TRUE(writer_->stage(r).ok()) << r.user_id;
     rocksdb::WriteBatch batch;
@@ -181,8 +186,8 @@ TEST_F(Targeting, long_user_lists_resolve_across_batches) {
 // ---- to.all ------------------------------------------------------------------------
 
 TEST_F(Targeting, all_covers_every_service_of_the_company_only) {
-  apply({upsert("u1"), upsert("u2"), upsert("u3"), reg("u1", "acme", "gold"), reg("u2", "acme", "silver"),
-         reg("u3", "globex", "gold")});
+  apply({upsert("u1"), upsert("u2"), upsert("u3"), reg("u1", "acme", "gold"),
+         reg("u2", "acme", "silver"), reg("u3", "globex", "gold")});
   const auto r = resolve(make_job(R"({"all":true})"));
   EXPECT_EQ(r.recipients, ordinals({"u1", "u2"}));
   EXPECT_TRUE(r.not_registered.empty());
@@ -211,8 +216,8 @@ TEST_F(Targeting, unregistered_user_leaves_broadcast) {
 }
 
 TEST_F(Targeting, deleted_user_is_not_targeted) {
-  apply({upsert("u1", "f", 1996, "tokyo"), upsert("u2", "f", 1996, "tokyo"), reg("u1", "acme", "gold"),
-         reg("u2", "acme", "gold")});
+  apply({upsert("u1", "f", 1996, "tokyo"), upsert("u2", "f", 1996, "tokyo"),
+         reg("u1", "acme", "gold"), reg("u2", "acme", "gold")});
   const uint32_t kept = ordinal("u1");
   apply({del("u2")});
   roaring::Roaring only_u1;
@@ -229,8 +234,8 @@ TEST_F(Targeting, deleted_user_is_not_targeted) {
 // ---- to.where ----------------------------------------------------------------------
 
 TEST_F(Targeting, where_equals_only_reaches_users_of_the_company) {
-  apply({upsert("u1", "f"), upsert("u2", "f"), upsert("u3", "m"), reg("u1", "acme"), reg("u2", "globex"),
-         reg("u3", "acme")});
+  apply({upsert("u1", "f"), upsert("u2", "f"), upsert("u3", "m"), reg("u1", "acme"),
+         reg("u2", "globex"), reg("u3", "acme")});
   EXPECT_EQ(resolve(make_job(R"({"where":{"gender":"f"}})")).recipients, ordinals({"u1"}));
 }
 
@@ -238,18 +243,23 @@ TEST_F(Targeting, where_any_of_and_age_range_intersect) {
   // In 2026: 1996 -> 30, 2000 -> 26, 1980 -> 46, 2006 -> 20.
   apply({upsert("tokyo30", "f", 1996, "tokyo"), upsert("osaka26", "m", 2000, "osaka"),
          upsert("tokyo46", "f", 1980, "tokyo"), upsert("nagoya30", "f", 1996, "nagoya"),
-         upsert("osaka20", "f", 2006, "osaka"), upsert("tokyo_no_year", "f", std::nullopt, "tokyo")});
+         upsert("osaka20", "f", 2006, "osaka"),
+         upsert("tokyo_no_year", "f", std::nullopt, "tokyo")});
   for (const char* u : {"tokyo30", "osaka26", "tokyo46", "nagoya30", "osaka20", "tokyo_no_year"}) {
     apply({reg(u, "acme", "gold")});
   }
-  const auto r = resolve(make_job(R"({"where":{"region":["tokyo","osaka"],"age":{"gt":20,"lt":40}}})"));
+  const auto r =
+      resolve(make_job(R"({"where":{"region":["tokyo","osaka"],"age":{"gt":20,"lt":40}}})"));
   EXPECT_EQ(r.recipients, ordinals({"tokyo30", "osaka26"}));
   EXPECT_TRUE(r.not_registered.empty());
 
   // Inclusive bounds and three tests at once.
-  EXPECT_EQ(resolve(make_job(R"({"where":{"region":["tokyo","osaka"],"gender":"f","age":{"gte":20,"lte":30}}})"))
-                .recipients,
-            ordinals({"tokyo30", "osaka20"}));
+  EXPECT_EQ(
+      resolve(
+          make_job(
+              R"({"where":{"region":["tokyo","osaka"],"gender":"f","age":{"gte":20,"lte":30}}})"))
+          .recipients,
+      ordinals({"tokyo30", "osaka20"}));
 }
 
 TEST_F(Targeting, age_follows_the_clock_year) {
@@ -257,20 +267,31 @@ TEST_F(Targeting, age_follows_the_clock_year) {
   const job j = make_job(R"({"where":{"age":30}})");
   EXPECT_EQ(resolve(j, at(2026y / 6 / 1)).recipients, ordinals({"u1996"}));
   EXPECT_TRUE(resolve(j, at(2027y / 1 / 1)).recipients.isEmpty());
-  EXPECT_EQ(resolve(make_job(R"({"where":{"age":[29,31]}})"), at(2027y / 1 / 1)).recipients, ordinals({"u1996"}));
+  EXPECT_EQ(resolve(make_job(R"({"where":{"age":[29,31]}})"), at(2027y / 1 / 1)).recipients,
+            ordinals({"u1996"}));
 }
 
-TEST_F(Targeting, birth_year_ranges_compare_numbers_not_text) {
-  apply({upsert("y999", "", 999), upsert("y1999", "", 1999), upsert("y2000", "", 2000), upsert("y2001", "", 2001),
-         upsert("y10000", "", 10000)});
-  for (const char* u : {"y999", "y1999", "y2000", "y2001", "y10000"}) apply({reg(u, "acme")});
-  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":{"gte":1000,"lte":2000}}})")).recipients,
+TEST_F(Targeting, birth_year_ranges_and_lists_select_by_year) {
+  // The registry accepts birth years 1900..2100; use both ends.
+  apply({upsert("y1900", "", 1900), upsert("y1999", "", 1999), upsert("y2000", "", 2000),
+         upsert("y2001", "", 2001), upsert("y2100", "", 2100)});
+  for (const char* u : {"y1900", "y1999", "y2000", "y2001", "y2100"}) apply({reg(u, "acme")});
+  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":{"gte":1901,"lte":2000}}})")).recipients,
             ordinals({"y1999", "y2000"}));
-  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":{"gt":2000}}})")).recipients, ordinals({"y2001", "y10000"}));
-  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":{"lt":2000}}})")).recipients, ordinals({"y999", "y1999"}));
-  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":[1999,2001]}})")).recipients, ordinals({"y1999", "y2001"}));
+  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":{"gt":2000}}})")).recipients,
+            ordinals({"y2001", "y2100"}));
+  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":{"lt":2000}}})")).recipients,
+            ordinals({"y1900", "y1999"}));
+  EXPECT_EQ(resolve(make_job(R"({"where":{"birth_year":[1999,2001,1850]}})")).recipients,
+            ordinals({"y1999", "y2001"}));
+  EXPECT_TRUE(resolve(make_job(R"({"where":{"birth_year":{"gt":2100}}})")).recipients.isEmpty());
   // An open-ended age range: 26 and older in 2026 means born 2000 or before.
-  EXPECT_EQ(resolve(make_job(R"({"where":{"age":{"gte":26}}})")).recipients, ordinals({"y999", "y1999", "y2000"}));
+  EXPECT_EQ(resolve(make_job(R"({"where":{"age":{"gte":26}}})")).recipients,
+            ordinals({"y1900", "y1999", "y2000"}));
+  // Extreme bounds saturate instead of overflowing.
+  EXPECT_EQ(resolve(make_job(R"({"where":{"age":{"gte":-9223372036854775807}}})"))
+                .recipients.cardinality(),
+            5u);
 }
 
 TEST_F(Targeting, profile_change_moves_user_between_postings) {
@@ -307,11 +328,34 @@ TEST_F(Targeting, bad_test_fails_even_when_nobody_is_registered) {
   EXPECT_EQ(r.err().code, errc::invalid_argument);
 }
 
+// relayctl reads through a secondary instance, where RocksDB refuses
+// snapshots on iterators.
+TEST_F(Targeting, secondary_instance_resolves_like_the_primary) {
+  apply({upsert("u1", "f", 1996, "tokyo"), upsert("u2", "m", 1990, "osaka"),
+         reg("u1", "acme", "gold"), reg("u2", "acme", "silver")});
+  store_options options;
+  options.secondary = true;
+  options.secondary_dir = dir_ + "/secondary";
+  options.block_cache_bytes = 8u << 20;
+  auto secondary = store::open(dir_, options);
+  ASSERT_TRUE(secondary.ok()) << secondary.err().message;
+  ASSERT_TRUE((*secondary)->catch_up().ok());
+  for (const char* to :
+       {R"({"all":true})", R"({"where":{"age":{"gte":30}}})", R"({"users":["u1","u2","u3"]})"}) {
+    auto primary = resolve(make_job(to));
+    auto r = resolve_target(**secondary, make_job(to), at(2026y / 6 / 1));
+    ASSERT_TRUE(r.ok()) << to << ": " << r.err().message;
+    EXPECT_EQ(r->recipients, primary.recipients) << to;
+    EXPECT_EQ(r->not_registered, primary.not_registered) << to;
+  }
+}
+
 TEST(TargetingAttributes, targetable_attributes_are_the_indexed_ones_and_age) {
   for (const char* f : {"gender", "region", "occupation", "birth_year", "locale", "age"}) {
     EXPECT_TRUE(is_targetable_attribute(f)) << f;
   }
-  for (const char* f : {"msisdn", "email", "tz", "user_id", "", "Gender"}) EXPECT_FALSE(is_targetable_attribute(f)) << f;
+  for (const char* f : {"msisdn", "email", "tz", "user_id", "", "Gender"})
+    EXPECT_FALSE(is_targetable_attribute(f)) << f;
 }
 
 }  // namespace
