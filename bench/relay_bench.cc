@@ -98,6 +98,8 @@ struct options {
   std::string relayd_prefix;  // e.g. "perf record -g -o /tmp/relayd.perf --"
   bool keep = false;
   bool no_results = false;
+  bool latency = true;    // --no-latency skips phase 5 (for profiling one phase)
+  bool broadcast = true;  // --no-broadcast skips phase 6
 };
 
 [[noreturn]] void die(const std::string& what);
@@ -107,7 +109,8 @@ int usage() {
                "usage: relay_bench [--users N] [--jobs N] [--latency-seconds S] [--partitions N]\n"
                "                   [--connector-queue N] [--fanout-chunk N] [--fetch-wait-ms N] [--pending-jobs N]\n"
                "                   [--build-dir DIR]\n"
-               "                   [--results-dir DIR] [--no-results] [--relayd-prefix 'CMD ARGS --'] [--keep]\n");
+               "                   [--results-dir DIR] [--no-results] [--relayd-prefix 'CMD ARGS --'] [--keep]\n"
+               "                   [--no-latency] [--no-broadcast]\n");
   return 2;
 }
 
@@ -208,6 +211,48 @@ json thread_cpu_delta(const std::map<std::string, double>& before, const std::ma
   json j = json::object();
   for (const auto& [d, name] : rows) j[name] = std::round(d * 1000) / 1000;
   return j;
+}
+
+// Where the machine's CPU went during a phase: relayd, this process (the
+// Kafka brokers, producers, reference readers) and everything else (other
+// work on a shared machine, which makes a run noisy).
+struct cpu_snapshot {
+  steady::time_point at;
+  double machine_busy_s = 0;
+  double relayd_s = 0;
+  double self_s = 0;
+};
+
+double machine_busy_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long v[8] = {};
+  in >> cpu;
+  for (auto& x : v) in >> x;
+  // user nice system idle iowait irq softirq steal
+  const unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  return static_cast<double>(busy) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds();
+double cpu_seconds(pid_t pid);
+
+cpu_snapshot cpu_now(pid_t relayd) {
+  return {steady::now(), machine_busy_seconds(), relayd > 0 ? cpu_seconds(relayd) : 0, self_cpu_seconds()};
+}
+
+json cpu_use(const cpu_snapshot& a, const cpu_snapshot& b) {
+  const double wall = std::chrono::duration<double>(b.at - a.at).count();
+  if (wall <= 0) return json::object();
+  auto r2 = [](double x) { return std::round(x * 100) / 100; };
+  const double busy = (b.machine_busy_s - a.machine_busy_s) / wall;
+  const double relayd = (b.relayd_s - a.relayd_s) / wall;
+  const double self = (b.self_s - a.self_s) / wall;
+  return {{"wall_s", r2(wall)},
+          {"machine_busy_cores", r2(busy)},
+          {"relayd_cores", r2(relayd)},
+          {"bench_process_cores", r2(self)},
+          {"other_processes_cores", r2(std::max(0.0, busy - relayd - self))}};
 }
 
 double self_cpu_seconds() {
@@ -603,6 +648,120 @@ consumer_result bare_consume(const std::string& bootstrap, const std::string& to
   return r;
 }
 
+// The latency reference: the same producer, rate and job bytes on a topic of
+// the same shape, read by a bare consumer that stamps each message on arrival.
+struct latency_result {
+  uint64_t measured = 0, p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+};
+
+bool stamp_of(std::string_view payload, uint64_t& stamp) {
+  const size_t at = payload.find("t=");
+  if (at == std::string_view::npos) return false;
+  stamp = std::strtoull(payload.data() + at + 2, nullptr, 10);
+  return stamp > 0;
+}
+
+// Produces `n` jobs at `rate`, each stamped "t=<unix µs>" just before produce().
+void produce_paced(relay::kafka_producer& producer, const std::string& topic, double rate, size_t n,
+                   const std::function<std::string(size_t, const std::string&)>& make_job) {
+  const auto t0 = steady::now();
+  for (size_t i = 0; i < n; ++i) {
+    const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(i * 1e9 / rate));
+    if (steady::now() < due) std::this_thread::sleep_until(due);
+    produce_or_die(producer, topic, job_key(i), make_job(i, "t=" + std::to_string(now_unix_us())));
+    producer.poll();
+  }
+}
+
+latency_result bare_latency(const std::string& bootstrap, const std::string& topic, int partitions, double rate,
+                            size_t n, int fetch_wait_ms,
+                            const std::function<std::string(size_t, const std::string&)>& make_job) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  const std::pair<const char*, std::string> props[] = {
+      {"bootstrap.servers", bootstrap},
+      {"group.id", "relay-bench-latency-" + std::to_string(::getpid())},
+      {"enable.auto.commit", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"enable.partition.eof", "false"},
+      {"fetch.wait.max.ms", std::to_string(fetch_wait_ms)},
+      {"log_level", "3"}};
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k, v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) die(errstr);
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) die(std::string("latency reference consumer: ") + errstr);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list)) die(rd_kafka_err2str(err));
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(rk);
+
+  std::vector<uint64_t> latencies;
+  latencies.reserve(n);
+  std::atomic<bool> warm{false};
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> received{0};  // latencies.size(), for the waiting thread
+  std::thread reader([&] {
+    std::vector<rd_kafka_message_t*> batch(10000);
+    while (!stop.load() && latencies.size() < n) {
+      // Wait for one message, then take what is already there: the batch call
+      // alone waits until the whole batch is full or the timeout passes.
+      ssize_t got = rd_kafka_consume_batch_queue(queue, 100, batch.data(), 1);
+      if (got == 1) {
+        const ssize_t more = rd_kafka_consume_batch_queue(queue, 0, batch.data() + 1, batch.size() - 1);
+        if (more > 0) got += more;
+      }
+      const uint64_t now = now_unix_us();
+      for (ssize_t i = 0; i < got; ++i) {
+        rd_kafka_message_t* m = batch[i];
+        uint64_t stamp = 0;
+        if (!m->err) {
+          const std::string_view payload(static_cast<const char*>(m->payload), m->len);
+          if (payload == "warm-up") {
+            warm.store(true);
+          } else if (stamp_of(payload, stamp)) {
+            latencies.push_back(now > stamp ? now - stamp : 0);
+            received.store(latencies.size());
+          }
+        }
+        rd_kafka_message_destroy(m);
+      }
+    }
+  });
+  auto producer = make_producer(bootstrap, {{"linger.ms", "0"}});
+  // The reader is connected and fetching once the warm-up message arrives.
+  produce_or_die(*producer, topic, "warm-up", "warm-up");
+  const auto warm_deadline = steady::now() + std::chrono::seconds(30);
+  while (!warm.load() && steady::now() < warm_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  produce_paced(*producer, topic, rate, n, make_job);
+  const auto deadline = steady::now() + std::chrono::seconds(60);
+  while (received.load() < n && steady::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  stop.store(true);
+  reader.join();
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+
+  latency_result r;
+  r.measured = latencies.size();
+  if (latencies.empty()) return r;
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) {
+    const size_t rank = std::max<size_t>(1, static_cast<size_t>(q * latencies.size() + 0.5));
+    return latencies[std::min(rank, latencies.size()) - 1];
+  };
+  r.p50 = pct(0.5);
+  r.p90 = pct(0.9);
+  r.p99 = pct(0.99);
+  r.p999 = pct(0.999);
+  r.max = latencies.back();
+  return r;
+}
+
 // ---------------------------------------------------------------- RocksDB reference
 
 struct read_result {
@@ -742,6 +901,8 @@ int main(int argc, char** argv) {
     else if (a == "--no-results") opt.no_results = true;
     else if (a == "--relayd-prefix") opt.relayd_prefix = next();
     else if (a == "--keep") opt.keep = true;
+    else if (a == "--no-latency") opt.latency = false;
+    else if (a == "--no-broadcast") opt.broadcast = false;
     else if (a == "--help" || a == "-h") return usage(), 0;
     else {
       std::fprintf(stderr, "relay_bench: unknown argument '%s'\n", a.c_str());
@@ -787,6 +948,12 @@ int main(int argc, char** argv) {
     m["kernel"] = std::string(u.release);
     m["os"] = first_line_of("/etc/os-release", "PRETTY_NAME");
     m["compiler"] = __VERSION__;
+    {
+      std::ifstream la("/proc/loadavg");
+      double l1 = 0;
+      la >> l1;
+      m["loadavg_1m_at_start"] = l1;
+    }
     out["machine"] = m;
     json b;
     b["commit"] = command_output("git -C '" + std::string(RELAY_BENCH_SOURCE_DIR) + "' rev-parse --short HEAD 2>/dev/null");
@@ -817,6 +984,7 @@ int main(int argc, char** argv) {
   auto cluster = relay::embedded_kafka::start(topics, opt.partitions);
   if (!cluster) die(cluster.err().message);
   const std::string bootstrap = (*cluster)->bootstrap();
+  relay::embedded_kafka* cluster_ptr = cluster->get();
   note("embedded Kafka at %s", bootstrap.c_str());
 
   // ---- 1. registry load ----------------------------------------------------
@@ -919,16 +1087,24 @@ int main(int argc, char** argv) {
     out["prefill"] = {{"jobs", opt.jobs}, {"seconds", s}, {"jobs_per_s", opt.jobs / s}};
     note("pre-fill: %.1f s (%s)", s, fmt_rate(opt.jobs / s).c_str());
 
-    const consumer_result ref = bare_consume(bootstrap, topics.jobs, opt.partitions, opt.jobs, std::chrono::seconds(120),
-                                              opt.fetch_wait_ms);
-    if (ref.messages < opt.jobs) die("reference consumer read only " + std::to_string(ref.messages) + " messages");
+    // Best of three reads: the reference is what Kafka allows on this machine
+    // at its least disturbed.
+    consumer_result ref;
+    const cpu_snapshot ref_cpu0 = cpu_now(0);
+    for (int run = 0; run < 3; ++run) {
+      const consumer_result r = bare_consume(bootstrap, topics.jobs, opt.partitions, opt.jobs, std::chrono::seconds(120),
+                                             opt.fetch_wait_ms);
+      if (r.messages < opt.jobs) die("reference consumer read only " + std::to_string(r.messages) + " messages");
+      if (run == 0 || r.first_to_last_s < ref.first_to_last_s) ref = r;
+    }
     json j;
     j["messages"] = ref.messages;
     j["bytes_per_message"] = double(ref.bytes) / ref.messages;
     j["first_to_last_s"] = ref.first_to_last_s;
     j["assign_to_last_s"] = ref.total_s;
     j["messages_per_s"] = (ref.messages - 1) / ref.first_to_last_s;
-    j["method"] = "rd_kafka_assign (all partitions, from the beginning) + rd_kafka_consume_batch_queue(10000)";
+    j["method"] = "rd_kafka_assign (all partitions, from the beginning) + rd_kafka_consume_batch_queue(10000); best of 3";
+    j["cpu_cores_3_runs"] = cpu_use(ref_cpu0, cpu_now(0));
     out["consumer_reference"] = j;
     note("bare consumer: %s (first to last message), %.2f s from assign", fmt_rate(j["messages_per_s"]).c_str(),
          ref.total_s);
@@ -973,6 +1149,7 @@ int main(int argc, char** argv) {
   const auto relayd_ready = steady::now();
   const pid_t pid = find_relayd(child, !opt.relayd_prefix.empty());  // for CPU and memory figures
   const auto threads_at_ready = thread_cpu(pid);
+  const cpu_snapshot cpu_at_ready = cpu_now(pid);
   note("relayd ready (pid %d); waiting for the backlog of %zu jobs", pid, opt.jobs);
   const sink_stats tp = wait_stats(stats_path, std::chrono::seconds(240), "backlog",
                                    [&](const sink_stats& s) { return s.count >= opt.jobs; }, running);
@@ -988,6 +1165,7 @@ int main(int argc, char** argv) {
     j["relayd_cpu_s"] = cpu_after_tp;
     j["relayd_cpu_us_per_job"] = tp.count ? cpu_after_tp * 1e6 / tp.count : 0;
     j["relayd_threads_cpu_s"] = thread_cpu_delta(threads_at_ready, thread_cpu(pid));
+    j["cpu_cores_ready_to_last"] = cpu_use(cpu_at_ready, cpu_now(pid));
     out["throughput"] = j;
     note("throughput: %s (%" PRIu64 " jobs in %.2f s first to last submit; relayd %.1f CPU s)",
          fmt_rate(j["jobs_per_s"]).c_str(), tp.count, span, cpu_after_tp);
@@ -997,7 +1175,7 @@ int main(int argc, char** argv) {
   // ---- 5. latency at half load -------------------------------------------------
   uint64_t expected = tp.count;
   uint64_t latency_start_us = 0, latency_end_us = 0;
-  if (running() && tp.count >= opt.jobs) {
+  if (opt.latency && running() && tp.count >= opt.jobs) {
     const double rate = std::clamp(sustained / 2, 100.0, 200000.0);
     const size_t n = static_cast<size_t>(rate * opt.latency_seconds);
     note("latency: %zu jobs at %.0f jobs/s", n, rate);
@@ -1005,16 +1183,12 @@ int main(int argc, char** argv) {
     auto producer = make_producer(bootstrap, {{"linger.ms", "0"}});
     const double cpu0 = cpu_seconds(pid);
     const auto threads0 = thread_cpu(pid);
+    const cpu_snapshot lat_cpu0 = cpu_now(pid);
     const auto t0 = steady::now();
     latency_start_us = now_unix_us();
-    for (size_t i = 0; i < n; ++i) {
-      const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(i * 1e9 / rate));
-      if (steady::now() < due) std::this_thread::sleep_until(due);
-      produce_or_die(*producer, topics.jobs, job_key(i),
-                     single_job("lat-" + std::to_string(i), user_for_job(i + opt.jobs, opt.users),
-                                "t=" + std::to_string(now_unix_us())));
-      producer->poll();
-    }
+    produce_paced(*producer, topics.jobs, rate, n, [&](size_t i, const std::string& text) {
+      return single_job("lat-" + std::to_string(i), user_for_job(i + opt.jobs, opt.users), text);
+    });
     const double produce_s = seconds_since(t0);
     expected += n;
     const sink_stats ls = wait_stats(stats_path, std::chrono::seconds(60), "latency",
@@ -1032,12 +1206,35 @@ int main(int argc, char** argv) {
     j["max_us"] = ls.max;
     j["relayd_cpu_fraction"] = (cpu1 - cpu0) / seconds_since(t0);
     j["relayd_threads_cpu_s"] = thread_cpu_delta(threads0, thread_cpu(pid));
+    j["cpu_cores"] = cpu_use(lat_cpu0, cpu_now(pid));
     latency_end_us = now_unix_us();
     j["producer"] = "relay::kafka_producer, linger.ms=0; stamp taken just before produce()";
     out["latency"] = j;
     note("latency: p50 %s p99 %s p99.9 %s max %s (%" PRIu64 " jobs)", fmt_ms(ls.p50).c_str(),
          fmt_ms(ls.p99).c_str(), fmt_ms(ls.p999).c_str(), fmt_ms(ls.max).c_str(), ls.lat_count);
     expected = ls.count;
+
+    // The same load through Kafka alone (relayd idles meanwhile).
+    const std::string ref_topic = "bench.latency";
+    if (auto r = cluster_ptr->create_topic(ref_topic, opt.partitions); !r) die(r.err().message);
+    const cpu_snapshot ref_cpu0 = cpu_now(pid);
+    const latency_result ref =
+        bare_latency(bootstrap, ref_topic, opt.partitions, rate, n, opt.fetch_wait_ms, [&](size_t i, const std::string& text) {
+          return single_job("ref-" + std::to_string(i), user_for_job(i + opt.jobs, opt.users), text);
+        });
+    json rj;
+    rj["measured"] = ref.measured;
+    rj["p50_us"] = ref.p50;
+    rj["p90_us"] = ref.p90;
+    rj["p99_us"] = ref.p99;
+    rj["p999_us"] = ref.p999;
+    rj["max_us"] = ref.max;
+    rj["cpu_cores"] = cpu_use(ref_cpu0, cpu_now(pid));
+    rj["method"] = "same producer, rate, job bytes and partition count on topic " + ref_topic +
+                   "; bare consumer (assign + rd_kafka_consume_batch_queue) stamps each message on arrival";
+    out["latency_reference"] = rj;
+    note("latency reference (Kafka only): p50 %s p99 %s (%" PRIu64 " messages)", fmt_ms(ref.p50).c_str(),
+         fmt_ms(ref.p99).c_str(), ref.measured);
   }
 
   // ---- 6. broadcasts -----------------------------------------------------------
@@ -1050,17 +1247,19 @@ int main(int argc, char** argv) {
     tracked seen;
     double cpu_s = 0;
     nlohmann::ordered_json threads;
+    nlohmann::ordered_json cores;
   };
   broadcast_run runs[] = {
-      {"all", "track-bc-all", broadcast_all_job("track-bc-all"), all_set.cardinality(), 0, {}, 0, {}},
-      {"where", "track-bc-where", broadcast_where_job("track-bc-where"), where_set.cardinality(), 0, {}, 0, {}},
+      {"all", "track-bc-all", broadcast_all_job("track-bc-all"), all_set.cardinality(), 0, {}, 0, {}, {}},
+      {"where", "track-bc-where", broadcast_where_job("track-bc-where"), where_set.cardinality(), 0, {}, 0, {}, {}},
   };
-  if (running()) {
+  if (opt.broadcast && running()) {
     auto producer = make_producer(bootstrap, {{"linger.ms", "0"}});
     for (broadcast_run& b : runs) {
       note("broadcast %s: %" PRIu64 " recipients", b.name, b.recipients);
       const double cpu0 = cpu_seconds(pid);
       const auto threads0 = thread_cpu(pid);
+      const cpu_snapshot bc_cpu0 = cpu_now(pid);
       b.produced_us = now_unix_us();
       produce_or_die(*producer, topics.jobs, kCompany, b.json);
       if (auto r = producer->flush(std::chrono::seconds(10)); !r) die(r.err().message);
@@ -1074,6 +1273,7 @@ int main(int argc, char** argv) {
       if (auto it = s.jobs.find(b.job_id); it != s.jobs.end()) b.seen = it->second;
       b.cpu_s = cpu_seconds(pid) - cpu0;
       b.threads = thread_cpu_delta(threads0, thread_cpu(pid));
+      b.cores = cpu_use(bc_cpu0, cpu_now(pid));
       if (!running()) break;
     }
   }
@@ -1143,6 +1343,7 @@ int main(int argc, char** argv) {
       j["first_to_last_submit_per_s"] = first_to_last > 0 ? (b.seen.count - 1) / first_to_last : 0;
       j["relayd_cpu_s"] = b.cpu_s;
       j["relayd_threads_cpu_s"] = b.threads;
+      j["cpu_cores"] = b.cores;
       bc[b.name] = j;
       note("broadcast %s: %" PRIu64 "/%" PRIu64 " submitted, %s accept->last (%.2f s)", b.name, b.seen.count,
            b.recipients, fmt_rate(j["recipients_per_s"]).c_str(), accept_to_last);
@@ -1173,7 +1374,12 @@ int main(int argc, char** argv) {
     const bool ok = l["p99_us"].get<uint64_t>() <= 10000 && l["measured"].get<uint64_t>() > 0;
     char fig[96];
     std::snprintf(fig, sizeof fig, "latency p50 / p99 at %.0f jobs/s", l["rate_jobs_per_s"].get<double>());
-    rows.push_back({fig, fmt_ms(l["p50_us"].get<double>()) + " / " + fmt_ms(l["p99_us"].get<double>()), "-", "-",
+    std::string ref_text = "-";
+    if (out.contains("latency_reference")) {
+      const json& r = out["latency_reference"];
+      ref_text = fmt_ms(r["p50_us"].get<double>()) + " / " + fmt_ms(r["p99_us"].get<double>()) + " bare consumer";
+    }
+    rows.push_back({fig, fmt_ms(l["p50_us"].get<double>()) + " / " + fmt_ms(l["p99_us"].get<double>()), ref_text, "-",
                     "p99 <= 10 ms", verdict(ok)});
     targets["p99_10ms"] = ok;
   } else {

@@ -47,6 +47,7 @@ class relay_service final : private kafka_consumer::rebalance_listener {
   void on_assigned(std::span<const int32_t> partitions) override;
   void on_revoked(std::span<const int32_t> partitions) override;
 
+  void wait_for_signal();
   void pump();
   void schedule_pump();
   void arm_waits();
