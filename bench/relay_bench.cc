@@ -1410,6 +1410,24 @@ int main(int argc, char** argv) {
   print_table(rows);
   std::printf("\nrelayd CPU %.1f s, peak RSS %.0f MB; bench process (Kafka brokers) CPU %.1f s; whole run %.0f s\n",
               relayd_cpu_total, relayd_rss_kb / 1024.0, self_cpu, out["bench_seconds"].get<double>());
+  // Other work on the machine during each relay phase, in cores (of the machine's total).
+  {
+    std::string line;
+    auto add = [&](const char* name, const json& phase, const char* key) {
+      if (!phase.contains(key)) return;
+      const json& c = phase[key];
+      if (!c.contains("other_processes_cores")) return;
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%s%s relayd %.2f / brokers+bench %.2f / other %.2f", line.empty() ? "" : "; ",
+                    name, c["relayd_cores"].get<double>(), c["bench_process_cores"].get<double>(),
+                    c["other_processes_cores"].get<double>());
+      line += buf;
+    };
+    add("backlog:", out["throughput"], "cpu_cores_ready_to_last");
+    if (out.contains("latency")) add("latency:", out["latency"], "cpu_cores");
+    if (out["broadcast"].contains("all")) add("broadcast:", out["broadcast"]["all"], "cpu_cores");
+    if (!line.empty()) std::printf("cores used (of %u) - %s\n", std::thread::hardware_concurrency(), line.c_str());
+  }
   std::fflush(stdout);
   json table = json::array();
   for (const row& r : rows) {

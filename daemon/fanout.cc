@@ -97,7 +97,8 @@ void fanout::route_recipient(active_job& job, const recipient& r, uint32_t slot,
   c.users.append(r.user_id);
 
   uint16_t submissions = 0;
-  for (channel ch : job.spec.order) {
+  const std::vector<channel>& order = job.spec.order.empty() ? config_.default_order : job.spec.order;
+  for (channel ch : order) {
     const int ci = static_cast<int>(ch);
     int chosen[kMaxCarriersPerUser];
     int chosen_count = 0;

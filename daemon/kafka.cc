@@ -176,7 +176,9 @@ result<std::unique_ptr<embedded_kafka>> embedded_kafka::start(const kafka_topics
                                   brokers, partitions));
   }
   conf_ptr conf(rd_kafka_conf_new());
-  if (auto r = set_all(conf.get(), {{"client.id", "relay-embedded"}, {"log_level", kLibrdkafkaLogLevel}}); !r) {
+  if (auto r = set_all(conf.get(),
+                       {{"client.id", "relay-embedded"}, {"log_level", kLibrdkafkaLogLevel}});
+      !r) {
     return r.err();
   }
   rd_kafka_conf_set_log_cb(conf.get(), &log_to_spdlog);
@@ -194,8 +196,9 @@ result<std::unique_ptr<embedded_kafka>> embedded_kafka::start(const kafka_topics
   // binds INADDR_LOOPBACK); tests check this.
   k->cluster_ = rd_kafka_mock_cluster_new(rk, brokers);
   if (!k->cluster_) {
-    return make_error(errc::io_error, "embedded Kafka: could not start the mock cluster "
-                                      "(see the log above)");
+    return make_error(errc::io_error,
+                      "embedded Kafka: could not start the mock cluster "
+                      "(see the log above)");
   }
   k->bootstrap_ = rd_kafka_mock_cluster_bootstraps(k->cluster_);
   // The mock answers Metadata only up to v2, which has no AllowAutoTopicCreation
@@ -206,12 +209,13 @@ result<std::unique_ptr<embedded_kafka>> embedded_kafka::start(const kafka_topics
   // create topics.
   constexpr int16_t kMetadataApiKey = 3;
   if (rd_kafka_resp_err_t err = rd_kafka_mock_set_apiversion(k->cluster_, kMetadataApiKey, 0, 4)) {
-    spdlog::warn("embedded Kafka: cannot enable Metadata v4 ({}); unknown topics will be created "
-                 "on first use",
-                 rd_kafka_err2str(err));
+    spdlog::warn(
+        "embedded Kafka: cannot enable Metadata v4 ({}); unknown topics will be created "
+        "on first use",
+        rd_kafka_err2str(err));
   }
-  for (const std::string* t : {&topics.jobs, &topics.registry, &topics.events, &topics.dlq,
-                               &topics.bids}) {
+  for (const std::string* t :
+       {&topics.jobs, &topics.registry, &topics.events, &topics.dlq, &topics.bids}) {
     if (t->empty()) continue;
     if (auto r = k->create_topic(*t, partitions); !r && r.err().code != errc::already_exists) {
       return r.err();
@@ -333,9 +337,10 @@ result<std::unique_ptr<kafka_producer>> kafka_producer::create(const kafka_confi
 kafka_producer::~kafka_producer() {
   if (!rk_) return;
   if (rd_kafka_flush(rk_, 5000) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-    spdlog::warn("kafka producer: {} message(s) not delivered to {} within 5 s of shutdown; "
-                 "dropping them",
-                 rd_kafka_outq_len(rk_), bootstrap_);
+    spdlog::warn(
+        "kafka producer: {} message(s) not delivered to {} within 5 s of shutdown; "
+        "dropping them",
+        rd_kafka_outq_len(rk_), bootstrap_);
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(rk_, 0);  // their delivery reports (counted as failed)
   }
@@ -355,11 +360,15 @@ void kafka_producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*
   seen.push_back(m->err);
   const char* what = "";
   switch (rd_kafka_message_status(m)) {
-    case RD_KAFKA_MSG_STATUS_NOT_PERSISTED: what = "not written; a retry cannot duplicate it"; break;
+    case RD_KAFKA_MSG_STATUS_NOT_PERSISTED:
+      what = "not written; a retry cannot duplicate it";
+      break;
     case RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED:
       what = "possibly written; a retry may duplicate it";
       break;
-    case RD_KAFKA_MSG_STATUS_PERSISTED: what = "written"; break;
+    case RD_KAFKA_MSG_STATUS_PERSISTED:
+      what = "written";
+      break;
   }
   spdlog::error(
       "kafka producer: delivery to {} [{}] failed: {} ({}); further failures of this kind are "
@@ -398,9 +407,8 @@ result<rd_kafka_topic_t*> kafka_producer::topic_handle(std::string_view topic, m
   // trying; a topic that turns out missing fails in the delivery reports.
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
   if (!rkt) {
-    return make_error(errc::invalid_argument,
-                      fmt::format("kafka: topic \"{}\": {}", name,
-                                  rd_kafka_err2str(rd_kafka_last_error())));
+    return make_error(errc::invalid_argument, fmt::format("kafka: topic \"{}\": {}", name,
+                                                          rd_kafka_err2str(rd_kafka_last_error())));
   }
   topics_.push_back({std::move(name), rkt});
   return rkt;
@@ -417,8 +425,8 @@ result<void> kafka_producer::produce(std::string_view topic, std::string_view ke
   if (!headers.empty()) {
     hdrs = rd_kafka_headers_new(headers.size());
     for (const auto& h : headers) {
-      rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()),
-                          h.value.data(), static_cast<ssize_t>(h.value.size()));
+      rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                          static_cast<ssize_t>(h.value.size()));
     }
   }
   const void* key_ptr = key.empty() ? nullptr : key.data();
@@ -429,8 +437,8 @@ result<void> kafka_producer::produce(std::string_view topic, std::string_view ke
     if (hdrs) {
       err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(*rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_KEY(key_ptr, key.size()),
-                              RD_KAFKA_V_VALUE(value_ptr, value.size()),
-                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+                              RD_KAFKA_V_VALUE(value_ptr, value.size()), RD_KAFKA_V_HEADERS(hdrs),
+                              RD_KAFKA_V_END);
     } else {
       err = rd_kafka_producev(rk_, RD_KAFKA_V_RKT(*rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_KEY(key_ptr, key.size()),
@@ -472,8 +480,9 @@ void kafka_producer::poll() { rd_kafka_poll(rk_, 0); }
 
 result<void> kafka_producer::flush(milliseconds timeout) {
   if (rd_kafka_flush(rk_, timeout_ms(timeout)) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-    return make_error(errc::busy, fmt::format("kafka: {} message(s) not delivered to {} within {} ms",
-                                              rd_kafka_outq_len(rk_), bootstrap_, timeout.count()));
+    return make_error(errc::busy,
+                      fmt::format("kafka: {} message(s) not delivered to {} within {} ms",
+                                  rd_kafka_outq_len(rk_), bootstrap_, timeout.count()));
   }
   return {};
 }
@@ -488,8 +497,7 @@ void message_batch::clear() {
 }
 
 result<std::unique_ptr<kafka_consumer>> kafka_consumer::create(rd_kafka_conf_t* raw_conf,
-                                                               const std::string& topic,
-                                                               bool group,
+                                                               const std::string& topic, bool group,
                                                                rebalance_listener* listener) {
   conf_ptr conf(raw_conf);
   std::unique_ptr<kafka_consumer> c(new kafka_consumer());
@@ -594,8 +602,8 @@ result<std::unique_ptr<kafka_consumer>> kafka_consumer::assign_all(
     if (p >= 0 && p < partitions) {
       list->elems[p].offset = offset;
     } else {
-      spdlog::warn("kafka: {} has {} partitions; ignoring the stored offset of partition {}",
-                   topic, partitions, p);
+      spdlog::warn("kafka: {} has {} partitions; ignoring the stored offset of partition {}", topic,
+                   partitions, p);
     }
   }
   if ((err = rd_kafka_assign(k.rk_, list.get()))) {
@@ -683,9 +691,10 @@ void kafka_consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 
   if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     if (rd_kafka_assignment_lost(rk)) {
-      spdlog::warn("kafka consumer ({}): partitions [{}] lost (session expired); another member "
-                   "may already own them",
-                   self->topic_, fmt::join(mine, ","));
+      spdlog::warn(
+          "kafka consumer ({}): partitions [{}] lost (session expired); another member "
+          "may already own them",
+          self->topic_, fmt::join(mine, ","));
     } else {
       spdlog::info("kafka consumer ({}): revoking partitions [{}]", self->topic_,
                    fmt::join(mine, ","));
@@ -730,10 +739,11 @@ void kafka_consumer::log_consumer_error(const rd_kafka_message_t* m) {
     // With auto.offset.reset=error (kafka.properties): the position fell out
     // of the log (retention; the embedded cluster keeps only ~5 MiB per
     // partition). With earliest, librdkafka logs the reset as a warning.
-    spdlog::error("kafka consumer ({}): {} [{}]: {}; messages before the new position were "
-                  "skipped unread",
-                  topic_, m->rkt ? rd_kafka_topic_name(m->rkt) : topic_.c_str(), m->partition,
-                  rd_kafka_message_errstr(m));
+    spdlog::error(
+        "kafka consumer ({}): {} [{}]: {}; messages before the new position were "
+        "skipped unread",
+        topic_, m->rkt ? rd_kafka_topic_name(m->rkt) : topic_.c_str(), m->partition,
+        rd_kafka_message_errstr(m));
     return;
   }
   if (m->rkt) {
@@ -759,46 +769,58 @@ size_t kafka_consumer::keep_messages(std::vector<rd_kafka_message_t*>& items, si
   return kept;
 }
 
+size_t kafka_consumer::drop_unowned(std::vector<rd_kafka_message_t*>& items, size_t from,
+                                    size_t n) {
+  size_t kept = 0;
+  for (size_t i = from; i < from + n; ++i) {
+    rd_kafka_message_t* m = items[i];
+    const auto p = static_cast<size_t>(m->partition);
+    if (p < assigned_.size() && assigned_[p]) {
+      items[from + kept++] = m;
+    } else {
+      rd_kafka_message_destroy(m);
+    }
+  }
+  return kept;
+}
+
 size_t kafka_consumer::consume(message_batch& out, size_t max, milliseconds timeout) {
   if (closed_ || max == 0) return 0;
   auto& items = out.items();
   const size_t base = items.size();
-  const uint64_t rebalances = rebalances_;
   const auto deadline = steady::now() + timeout;
+  uint64_t rebalances = rebalances_;
+  // A revoke served inside this call (on_revoked already ran, the caller
+  // flushed): drop what was taken for partitions this member no longer owns.
+  auto drop_revoked = [&](size_t n) {
+    if (!group_ || rebalances_ == rebalances) return n;
+    rebalances = rebalances_;
+    return drop_unowned(items, base, n);
+  };
   items.resize(base + max);
   size_t added = 0;
-  do {
+  for (;;) {
     // Wait (at most until the deadline) for one, then take what is already
     // queued without waiting: the batch call alone would wait for all `max`.
-    ssize_t n = rd_kafka_consume_batch_queue(queue_, remaining_ms(deadline), &items[base], 1);
-    if (n == 1 && max > 1) {
-      const ssize_t more = rd_kafka_consume_batch_queue(queue_, 0, &items[base + 1], max - 1);
-      if (more > 0) n += more;
-    }
-    if (n < 0) {
-      if (should_log(error_log_times_, rd_kafka_last_error())) {
-        spdlog::warn("kafka consumer ({}): consume: {}", topic_,
-                     rd_kafka_err2str(rd_kafka_last_error()));
+    // Returning fewer than `max` thus means the queue was empty, which is
+    // what the wake_fd() contract relies on.
+    const ssize_t first =
+        rd_kafka_consume_batch_queue(queue_, remaining_ms(deadline), &items[base], 1);
+    if (first > 0) {
+      added = keep_messages(items, base, static_cast<size_t>(first));
+      while (added < max) {
+        const ssize_t n =
+            rd_kafka_consume_batch_queue(queue_, 0, &items[base + added], max - added);
+        if (n <= 0) break;
+        added += keep_messages(items, base + added, static_cast<size_t>(n));
+        added = drop_revoked(added);
       }
-      n = 0;
+    } else if (first < 0 && should_log(error_log_times_, rd_kafka_last_error())) {
+      spdlog::warn("kafka consumer ({}): consume: {}", topic_,
+                   rd_kafka_err2str(rd_kafka_last_error()));
     }
-    added = keep_messages(items, base, static_cast<size_t>(n));
-  } while (added == 0 && steady::now() < deadline);
-
-  if (group_ && rebalances_ != rebalances) {
-    // A revoke served inside this call: drop what was fetched for partitions
-    // this member no longer owns (the caller already flushed them in on_revoked).
-    size_t kept = 0;
-    for (size_t i = base; i < base + added; ++i) {
-      rd_kafka_message_t* m = items[i];
-      const auto p = static_cast<size_t>(m->partition);
-      if (p < assigned_.size() && assigned_[p]) {
-        items[base + kept++] = m;
-      } else {
-        rd_kafka_message_destroy(m);
-      }
-    }
-    added = kept;
+    added = drop_revoked(added);
+    if (added > 0 || steady::now() >= deadline) break;
   }
   items.resize(base + added);
   return added;
@@ -860,15 +882,16 @@ result<int64_t> kafka_consumer::high_watermark(int32_t partition, milliseconds t
   const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
       rk_, topic_.c_str(), partition, &low, &high, timeout_ms(timeout));
   switch (err) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR: return high;
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+      return high;
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
       return make_error(errc::not_found, fmt::format("kafka: {} [{}]: {}", topic_, partition,
                                                      rd_kafka_err2str(err)));
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
-      return make_error(errc::busy, fmt::format("kafka: {} [{}]: no watermark within {} ms",
-                                                topic_, partition, timeout.count()));
+      return make_error(errc::busy, fmt::format("kafka: {} [{}]: no watermark within {} ms", topic_,
+                                                partition, timeout.count()));
     default:
       return make_error(errc::io_error, fmt::format("kafka: {} [{}]: {}", topic_, partition,
                                                     rd_kafka_err2str(err)));

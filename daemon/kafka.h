@@ -102,9 +102,9 @@ class kafka_producer {
   std::vector<topic_entry> topics_;  // few (events, dlq): a linear search, no allocation
   uint64_t delivered_ = 0;
   uint64_t failed_ = 0;
-  uint32_t since_poll_ = 0;                                  // produce() serves reports every so often
-  std::vector<int> logged_delivery_errors_;                  // error kinds already logged once
-  std::vector<std::pair<int, int64_t>> error_log_times_;     // client errors: code -> last log (ms)
+  uint32_t since_poll_ = 0;                               // produce() serves reports every so often
+  std::vector<int> logged_delivery_errors_;               // error kinds already logged once
+  std::vector<std::pair<int, int64_t>> error_log_times_;  // client errors: code -> last log (ms)
 };
 
 // A batch of consumed messages; destroys them when it goes.
@@ -166,7 +166,8 @@ class kafka_consumer {
   ~kafka_consumer();  // close()
 
   // Appends up to `max` messages to `out`, waiting at most `timeout` for the
-  // first (then takes what is already there, without waiting for more).
+  // first (then takes what is already there, without waiting for more), and
+  // returns how many. Fewer than `max` means librdkafka's queue was empty.
   // Error events (e.g. broker down) are logged, not returned as messages.
   size_t consume(message_batch& out, size_t max, std::chrono::milliseconds timeout);
 
@@ -200,12 +201,16 @@ class kafka_consumer {
 
  private:
   kafka_consumer() = default;
-  static void on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t*, void*);
+  static void on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t*,
+                           void*);
   // Shared tail of subscribe() and assign_all(): handle, consumer queue, wake pipe.
   static result<std::unique_ptr<kafka_consumer>> create(rd_kafka_conf_t* conf,
                                                         const std::string& topic, bool group,
                                                         rebalance_listener* listener);
+  // Compact items[from, from + n) in place, destroying error events / messages
+  // of partitions not assigned; return how many stay.
   size_t keep_messages(std::vector<rd_kafka_message_t*>& items, size_t from, size_t n);
+  size_t drop_unowned(std::vector<rd_kafka_message_t*>& items, size_t from, size_t n);
   void log_consumer_error(const rd_kafka_message_t* m);
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
@@ -213,11 +218,11 @@ class kafka_consumer {
   std::string topic_;
   int wake_fd_[2] = {-1, -1};
   bool closed_ = false;
-  bool group_ = false;                                       // subscribe(): commits; assign_all(): never
-  rd_kafka_topic_partition_list_t* store_list_ = nullptr;    // one element, reused by store_offset()
-  std::vector<uint8_t> assigned_;                            // by partition, kept by on_rebalance
-  uint64_t rebalances_ = 0;                                  // bumped by on_rebalance
-  std::vector<std::pair<int, int64_t>> error_log_times_;     // error code -> last log (ms)
+  bool group_ = false;  // subscribe(): commits; assign_all(): never
+  rd_kafka_topic_partition_list_t* store_list_ = nullptr;  // one element, reused by store_offset()
+  std::vector<uint8_t> assigned_;                          // by partition, kept by on_rebalance
+  uint64_t rebalances_ = 0;                                // bumped by on_rebalance
+  std::vector<std::pair<int, int64_t>> error_log_times_;   // error code -> last log (ms)
 };
 
 }  // namespace relay

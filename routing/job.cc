@@ -564,9 +564,7 @@ result<void> parse_channels(const slot& channels, job& out) {
       ++i;
     }
     if (out.order.empty()) return fail("channels.order", "must not be empty");
-  } else {
-    out.order = {channel::rcs, channel::sms, channel::email};
-  }
+  }  // absent: empty, and the relay's configured default_order applies
 
   const bool needs_delay = out.mode == channel_mode::fallback || out.mode == channel_mode::resend;
   if (s[2].present) {

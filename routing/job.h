@@ -67,7 +67,7 @@ struct job {
   std::string text, subject, html, link;
 
   channel_mode mode = channel_mode::specified;
-  std::vector<channel> order;  // never empty after parsing (defaults to rcs, sms, email)
+  std::vector<channel> order;  // empty when the job gives none: relay.yaml's default_order applies
   std::chrono::seconds fallback_after{0};
 
   job_schedule schedule;

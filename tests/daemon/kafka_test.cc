@@ -75,11 +75,10 @@ bool has_value(const std::vector<record>& rs, std::string_view v) {
 // Produces to one partition (relay's produce() partitions by key).
 void produce_to(kafka_producer& p, const std::string& topic, int32_t partition,
                 std::string_view value) {
-  ASSERT_EQ(rd_kafka_producev(p.handle(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                              RD_KAFKA_V_PARTITION(partition),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                              RD_KAFKA_V_END),
+  ASSERT_EQ(rd_kafka_producev(
+                p.handle(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END),
             RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
@@ -197,7 +196,8 @@ TEST_F(KafkaTest, produced_messages_reach_a_group_consumer_with_headers) {
   auto c = kafka_consumer::subscribe(cfg, bootstrap(), topic, &listener);
   ASSERT_TRUE(c.ok()) << c.err().message;
   std::vector<record> seen;
-  ASSERT_TRUE(consume_until(**c, seen, [](auto& s) { return s.size() >= 10; }, kJoinDeadline))
+  ASSERT_TRUE(consume_until(
+      **c, seen, [](auto& s) { return s.size() >= 10; }, kJoinDeadline))
       << "got " << seen.size();
   EXPECT_EQ(seen.size(), 10u);
   std::sort(listener.assigned.begin(), listener.assigned.end());
@@ -233,7 +233,8 @@ TEST_P(KafkaGroupTest, stored_offsets_are_committed_and_the_next_member_resumes_
     ASSERT_TRUE(c.ok()) << c.err().message;
     kafka_consumer& first = **c;
     std::vector<record> seen;
-    ASSERT_TRUE(consume_until(first, seen, [](auto& s) { return s.size() >= 10; }, kJoinDeadline));
+    ASSERT_TRUE(consume_until(
+        first, seen, [](auto& s) { return s.size() >= 10; }, kJoinDeadline));
     ASSERT_EQ(seen.front().offset, 0);
     auto hw = first.high_watermark(0, kDeadline);
     ASSERT_TRUE(hw.ok()) << hw.err().message;
@@ -256,9 +257,11 @@ TEST_P(KafkaGroupTest, stored_offsets_are_committed_and_the_next_member_resumes_
   auto c = kafka_consumer::subscribe(cfg, bootstrap(), topic, nullptr);
   ASSERT_TRUE(c.ok()) << c.err().message;
   std::vector<record> seen;
-  ASSERT_TRUE(consume_until(**c, seen, [](auto& s) { return has_value(s, "m9"); }, kJoinDeadline));
+  ASSERT_TRUE(consume_until(
+      **c, seen, [](auto& s) { return has_value(s, "m9"); }, kJoinDeadline));
   ASSERT_FALSE(seen.empty());
-  EXPECT_EQ(seen.front().value, "m6") << "the second member must start after the last stored offset";
+  EXPECT_EQ(seen.front().value, "m6")
+      << "the second member must start after the last stored offset";
   EXPECT_EQ(seen.size(), 4u);
 }
 
@@ -300,14 +303,15 @@ TEST_F(KafkaTest, pause_stops_a_partition_until_resume) {
     const std::string marker = "b" + std::to_string(round);
     produce_to(*p, topic, 1, marker);
     ASSERT_TRUE(p->flush(kDeadline).ok());
-    ASSERT_TRUE(
-        consume_until(reader, seen, [&](auto& s) { return has_value(s, marker); }, kDeadline));
-    ASSERT_FALSE(has_value(seen, "a1")) << "a paused partition delivered a message (round "
-                                        << round << ")";
+    ASSERT_TRUE(consume_until(
+        reader, seen, [&](auto& s) { return has_value(s, marker); }, kDeadline));
+    ASSERT_FALSE(has_value(seen, "a1"))
+        << "a paused partition delivered a message (round " << round << ")";
   }
 
   reader.resume(0);
-  ASSERT_TRUE(consume_until(reader, seen, [](auto& s) { return has_value(s, "a1"); }, kDeadline));
+  ASSERT_TRUE(consume_until(
+      reader, seen, [](auto& s) { return has_value(s, "a1"); }, kDeadline));
   EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](auto& r) { return r.value == "a1"; }), 1);
 }
 
@@ -327,17 +331,37 @@ TEST_F(KafkaTest, assign_all_reads_every_partition_from_the_given_offsets) {
   auto c = kafka_consumer::assign_all(config_for_tests(), bootstrap(), topic, start, kDeadline);
   ASSERT_TRUE(c.ok()) << c.err().message;
   std::vector<record> seen;
-  ASSERT_TRUE(consume_until(**c, seen, [](auto& s) { return s.size() >= 7; }, kDeadline));
+  ASSERT_TRUE(consume_until(
+      **c, seen, [](auto& s) { return s.size() >= 7; }, kDeadline));
   std::vector<std::string> values;
   for (const auto& r : seen) values.push_back(r.value);
   std::sort(values.begin(), values.end());
-  EXPECT_EQ(values, (std::vector<std::string>{"p0-3", "p0-4", "p1-0", "p1-1", "p1-2", "p1-3",
-                                              "p1-4"}));
+  EXPECT_EQ(values,
+            (std::vector<std::string>{"p0-3", "p0-4", "p1-0", "p1-1", "p1-2", "p1-3", "p1-4"}));
   EXPECT_EQ((*c)->partition_count(topic, kDeadline), 2);
   auto hw = (*c)->high_watermark(1, kDeadline);
   ASSERT_TRUE(hw.ok()) << hw.err().message;
   EXPECT_EQ(*hw, 5);
   EXPECT_TRUE((*c)->commit().ok());  // a reader never commits; not an error
+}
+
+TEST_F(KafkaTest, consume_returns_what_is_there_without_waiting_for_a_full_batch) {
+  const std::string topic = "t.quick";
+  create_topic(topic, 1);
+  auto p = producer();
+  ASSERT_TRUE(p);
+  for (int i = 0; i < 3; ++i) produce_to(*p, topic, 0, "q" + std::to_string(i));
+  ASSERT_TRUE(p->flush(kDeadline).ok());
+  auto c = kafka_consumer::assign_all(config_for_tests(), bootstrap(), topic, {}, kDeadline);
+  ASSERT_TRUE(c.ok()) << c.err().message;
+
+  // librdkafka's batch call alone would hold each call for the full 8 s
+  // while fewer than 1000 messages are there.
+  const auto started = steady::now();
+  message_batch batch;
+  while (batch.size() < 3 && steady::now() - started < 8s) (*c)->consume(batch, 1000, 8s);
+  EXPECT_EQ(batch.size(), 3u);
+  EXPECT_LT(steady::now() - started, 4s);
 }
 
 TEST_F(KafkaTest, assign_all_fails_naming_a_topic_that_never_appears) {
@@ -369,7 +393,8 @@ TEST_F(KafkaTest, wake_fd_becomes_readable_when_a_message_arrives) {
   int wakeups = 0;
   while (batch.size() == 0 && steady::now() < deadline) {
     pollfd pfd{reader.wake_fd(), POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
     if (::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) != 1) break;
     ASSERT_TRUE(pfd.revents & POLLIN);
     ++wakeups;

@@ -85,7 +85,7 @@ TEST(Job, optional_parts_take_their_defaults) {
   ASSERT_TRUE(r.ok()) << r.err().message;
   EXPECT_EQ(r->service_id, "");
   EXPECT_EQ(r->mode, channel_mode::specified);
-  EXPECT_EQ(r->order, (std::vector<channel>{channel::rcs, channel::sms, channel::email}));
+  EXPECT_TRUE(r->order.empty()) << "the relay's default_order applies";
   EXPECT_EQ(r->fallback_after, seconds(0));
   EXPECT_FALSE(r->schedule.not_before);
   EXPECT_FALSE(r->schedule.expires);
@@ -101,7 +101,7 @@ TEST(Job, null_optional_fields_count_as_absent) {
       {});
   ASSERT_TRUE(r.ok()) << r.err().message;
   EXPECT_EQ(r->service_id, "");
-  EXPECT_EQ(r->order.size(), 3u);
+  EXPECT_TRUE(r->order.empty());
 }
 
 TEST(Job, empty_service_id_means_any_service) {
