@@ -16,7 +16,8 @@
 //      them: the throughput reference.
 //   4. relayd starts and works the backlog: sustained jobs/s.
 //   5. jobs at a fixed rate (half the sustained one), each stamped with its
-//      produce time: end-to-end latency percentiles.
+//      produce time: end-to-end latency percentiles; then the same load on a
+//      second topic read by a bare consumer: the latency reference.
 //   6. one broadcast to every user, then one attribute-filtered broadcast:
 //      recipients/s from accept to the last submit.
 
@@ -81,6 +82,7 @@ struct options {
   size_t users = 1'000'000;
   size_t jobs = 200'000;
   double latency_seconds = 10;
+  double latency_rate = 0;  // jobs/s of phase 5; 0: half the measured sustained rate
   // The mock broker keeps only the newest 5 MiB of each partition (librdkafka
   // 2.0's rdkafka_mock.c, not configurable), so the backlog must be spread
   // over enough partitions to stay whole.
@@ -93,6 +95,8 @@ struct options {
   // would put up to half a second of the mock's own delay into every latency.
   int fetch_wait_ms = 5;
   size_t pending_jobs = 0;  // limits.pending_jobs_per_partition; 0: relay's default
+  std::string log_level = "info";  // relayd's log.level
+  std::vector<std::pair<std::string, std::string>> kafka_properties;  // --kafka-property k=v, for relayd
   std::string build_dir = RELAY_BENCH_BUILD_DIR;
   std::string results_dir;  // default <source>/bench/results
   std::string relayd_prefix;  // e.g. "perf record -g -o /tmp/relayd.perf --"
@@ -106,9 +110,9 @@ struct options {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: relay_bench [--users N] [--jobs N] [--latency-seconds S] [--partitions N]\n"
+               "usage: relay_bench [--users N] [--jobs N] [--latency-seconds S] [--latency-rate R] [--partitions N]\n"
                "                   [--connector-queue N] [--fanout-chunk N] [--fetch-wait-ms N] [--pending-jobs N]\n"
-               "                   [--build-dir DIR]\n"
+               "                   [--kafka-property KEY=VALUE]... [--log-level LEVEL] [--build-dir DIR]\n"
                "                   [--results-dir DIR] [--no-results] [--relayd-prefix 'CMD ARGS --'] [--keep]\n"
                "                   [--no-latency] [--no-broadcast]\n");
   return 2;
@@ -891,11 +895,19 @@ int main(int argc, char** argv) {
     if (a == "--users") opt.users = std::stoull(next());
     else if (a == "--jobs") opt.jobs = std::stoull(next());
     else if (a == "--latency-seconds") opt.latency_seconds = std::stod(next());
+    else if (a == "--latency-rate") opt.latency_rate = std::stod(next());
     else if (a == "--partitions") opt.partitions = std::stoi(next());
     else if (a == "--connector-queue") opt.connector_queue = std::stoull(next());
     else if (a == "--fanout-chunk") opt.fanout_chunk = std::stoull(next());
     else if (a == "--fetch-wait-ms") opt.fetch_wait_ms = std::stoi(next());
     else if (a == "--pending-jobs") opt.pending_jobs = std::stoull(next());
+    else if (a == "--log-level") opt.log_level = next();
+    else if (a == "--kafka-property") {
+      const std::string kv = next();
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos) return usage();
+      opt.kafka_properties.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
     else if (a == "--build-dir") opt.build_dir = next();
     else if (a == "--results-dir") opt.results_dir = next();
     else if (a == "--no-results") opt.no_results = true;
@@ -967,6 +979,7 @@ int main(int argc, char** argv) {
     p["users"] = opt.users;
     p["jobs"] = opt.jobs;
     p["latency_seconds"] = opt.latency_seconds;
+    p["latency_rate"] = opt.latency_rate > 0 ? json(opt.latency_rate) : json("half the sustained rate");
     p["partitions"] = opt.partitions;
     p["connector_queue"] = opt.connector_queue;
     p["fanout_chunk"] = opt.fanout_chunk;
@@ -1119,7 +1132,9 @@ int main(int argc, char** argv) {
       << "  brokers: \"" << bootstrap << "\"\n"
       << "  group_id: relay-bench\n"
       << "  properties:\n"
-      << "    fetch.wait.max.ms: " << opt.fetch_wait_ms << "\n"
+      << "    fetch.wait.max.ms: " << opt.fetch_wait_ms << "\n";
+    for (const auto& [k, v] : opt.kafka_properties) y << "    " << k << ": \"" << v << "\"\n";
+    y
       << "plugins_dir: " << plugins_dir << "\n"
       << "carriers:\n"
       << "  - id: " << kCarrier << "\n"
@@ -1132,7 +1147,7 @@ int main(int argc, char** argv) {
     if (opt.pending_jobs > 0) y << "  pending_jobs_per_partition: " << opt.pending_jobs << "\n";
     y
       << "log:\n"
-      << "  level: info\n";
+      << "  level: " << opt.log_level << "\n";
   }
   const double self_cpu_before = self_cpu_seconds();
   g_relayd = start_relayd(relayd, config_path, log_path, opt.relayd_prefix);
@@ -1176,7 +1191,7 @@ int main(int argc, char** argv) {
   uint64_t expected = tp.count;
   uint64_t latency_start_us = 0, latency_end_us = 0;
   if (opt.latency && running() && tp.count >= opt.jobs) {
-    const double rate = std::clamp(sustained / 2, 100.0, 200000.0);
+    const double rate = opt.latency_rate > 0 ? opt.latency_rate : std::clamp(sustained / 2, 100.0, 200000.0);
     const size_t n = static_cast<size_t>(rate * opt.latency_seconds);
     note("latency: %zu jobs at %.0f jobs/s", n, rate);
     // linger.ms 0: the producer sends at once, so the figure is relay's, not the client's batching.

@@ -25,7 +25,12 @@ typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 namespace relay {
 
 // librdkafka's Kafka-protocol mock cluster, hosted in this process, listening
-// on 127.0.0.1. Keeps nothing across restarts.
+// on 127.0.0.1. Keeps nothing across restarts, and each partition keeps only
+// its newest ~5 MiB (librdkafka's mock limit): a reader further behind skips
+// the dropped messages (librdkafka logs an offset reset warning). Topics are
+// not created by consumers' metadata requests (Metadata v4 is offered).
+// Each call into the mock (start, create_topic, destruction) may take up to
+// ~1 s: the mock thread sometimes only notices a command at its 1 s poll.
 // @locality: any thread; the brokers run on librdkafka's own threads. Destroy
 // it after every client connected to it.
 class embedded_kafka {

@@ -240,6 +240,11 @@ int cmd_registry_import(relay::config& cfg, const options& opt) {
   const double secs = std::chrono::duration<double>(steady::now() - started).count();
   std::printf("produced %zu registry records to %s in %.1f s (%zu rejected)\n", produced,
               cfg.kafka.topics.registry.c_str(), secs, rejected);
+  if (cfg.kafka.embedded() && produced > 50000) {
+    std::fprintf(stderr,
+                 "relayctl: note: the embedded cluster keeps only about 5 MiB per partition; records\n"
+                 "  relayd has not read before that are lost. For bulk loads stop relayd and use --offline.\n");
+  }
   if (!opt.wait) return rejected == 0 ? 0 : 1;
 
   // Wait until relayd's replica has applied everything up to the end of the topic.
