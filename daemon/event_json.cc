@@ -1,6 +1,7 @@
 #include "daemon/event_json.h"
 
 #include <chrono>
+#include <climits>
 #include <cstdio>
 
 namespace relay {
@@ -30,14 +31,24 @@ void append_json_string(std::string& out, std::string_view s) {
 
 void append_rfc3339(std::string& out, int64_t unix_ms) {
   using namespace std::chrono;
-  const sys_days day = floor<days>(sys_time<milliseconds>(milliseconds(unix_ms)));
-  const year_month_day ymd(day);
-  const int64_t ms_of_day = unix_ms - duration_cast<milliseconds>(day.time_since_epoch()).count();
-  char buf[32];
-  const int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", int(ymd.year()),
-                              unsigned(ymd.month()), unsigned(ymd.day()), int(ms_of_day / 3600000),
-                              int(ms_of_day / 60000 % 60), int(ms_of_day / 1000 % 60), int(ms_of_day % 1000));
-  out.append(buf, static_cast<size_t>(n));
+  // Events come in bursts within one second: format the date and time once
+  // per second (snprintf was a seventh of a broadcast's core-thread time).
+  thread_local int64_t cached_second = INT64_MIN;
+  thread_local char cached[24];
+  const int64_t second = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;
+  if (second != cached_second) {
+    const sys_days day = floor<days>(sys_seconds(seconds(second)));
+    const year_month_day ymd(day);
+    const int64_t s_of_day = second - duration_cast<seconds>(day.time_since_epoch()).count();
+    std::snprintf(cached, sizeof cached, "%04d-%02u-%02uT%02d:%02d:%02d", int(ymd.year()),
+                  unsigned(ymd.month()), unsigned(ymd.day()), int(s_of_day / 3600),
+                  int(s_of_day / 60 % 60), int(s_of_day % 60));
+    cached_second = second;
+  }
+  const int ms = static_cast<int>(unix_ms - second * 1000);
+  out.append(cached, 19);
+  const char tail[6] = {'.', char('0' + ms / 100), char('0' + ms / 10 % 10), char('0' + ms % 10), 'Z', 0};
+  out.append(tail, 5);
 }
 
 void encode_event(const event_fields& e, std::string& out) {

@@ -52,15 +52,21 @@ void fanout::add_job(std::unique_ptr<active_job> job) {
   j.context.company_id = j.spec.company_id;
   j.context.service_id = j.spec.service_id;
   j.context.content_json = j.spec.content_json;
-  j.handed_all = j.resume_chunks.empty() &&
-                 (j.target.isEmpty() || j.target.maximum() < j.progress.next_cursor);
   jobs_.emplace(j.job_id, std::move(job));
+  update_handed(j);
   if (!j.handed_all) {
     j.in_plan_queue = true;
     plan_queue_.push_back(&j);
   } else if (j.open_chunks == 0) {
     finish_job(j);
   }
+}
+
+void fanout::update_handed(active_job& job) {
+  if (job.handed_all) return;
+  job.handed_all = job.resume_chunks.empty() &&
+                   (job.target.isEmpty() || job.target.maximum() < job.progress.next_cursor);
+  if (job.handed_all && on_handed_) on_handed_(job);
 }
 
 uint32_t fanout::allocate_chunk() {
@@ -162,7 +168,7 @@ bool fanout::plan_chunk(active_job& job, size_t& budget) {
   } else {
     if (job.progress.next_cursor > UINT32_MAX ||
         !roaring_move_uint32_iterator_equalorlarger(&it, static_cast<uint32_t>(job.progress.next_cursor))) {
-      job.handed_all = true;
+      update_handed(job);
       return false;
     }
     ordinals_.resize(limit);
@@ -209,8 +215,7 @@ bool fanout::plan_chunk(active_job& job, size_t& budget) {
   }
   ++job.open_chunks;
   ++stats_.chunks_started;
-  job.handed_all = job.resume_chunks.empty() &&
-                   (job.target.isEmpty() || job.target.maximum() < job.progress.next_cursor);
+  update_handed(job);
   const size_t planned = plan_.size() - plan_mark;
   budget = planned >= budget ? 0 : budget - planned;
   started_.push_back(slot);
@@ -362,7 +367,6 @@ void fanout::finish_job(active_job& job) {
   pending_.Delete(db_.handle(cf::jobs), job_key(job.job_id, 't'));
   pending_.Delete(db_.handle(cf::meta), active_key(job.seq));
   ++stats_.jobs_finished;
-  if (on_finished_) on_finished_(job);
   jobs_.erase(job.job_id);  // `job` is gone after this line
 }
 

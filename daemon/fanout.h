@@ -86,8 +86,9 @@ class fanout final : public connector_listener {
   // Writes the pending batch (chunk completions, counters, finished jobs).
   result<void> flush();
 
-  // Called when a job finishes (every recipient has an outcome).
-  void on_job_finished(std::function<void(const active_job&)> fn) { on_finished_ = std::move(fn); }
+  // Called once per job when every recipient is in a started chunk: the job
+  // no longer waits for carrier capacity (its partition's backlog shrinks).
+  void on_job_handed(std::function<void(const active_job&)> fn) { on_handed_ = std::move(fn); }
 
   bool has_startable_work() const { return !plan_queue_.empty(); }
   size_t active_jobs() const { return jobs_.size(); }
@@ -133,6 +134,7 @@ class fanout final : public connector_listener {
   void finish_recipient(chunk& c, uint32_t index, uint32_t slot, std::string_view detail);
   void complete_chunk(uint32_t slot);
   void finish_job(active_job& job);
+  void update_handed(active_job& job);
   void put_progress(const active_job& job);
   std::string_view user_of(const chunk& c, uint32_t index) const;
 
@@ -160,7 +162,7 @@ class fanout final : public connector_listener {
   std::vector<uint32_t> ordinals_;
 
   rocksdb::WriteBatch pending_;
-  std::function<void(const active_job&)> on_finished_;
+  std::function<void(const active_job&)> on_handed_;
   fanout_stats stats_;
 };
 

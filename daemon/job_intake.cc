@@ -47,7 +47,7 @@ size_t job_intake::pending(int32_t partition) const {
   return partition >= 0 && static_cast<size_t>(partition) < pending_.size() ? pending_[partition] : 0;
 }
 
-void job_intake::job_finished(int32_t partition) {
+void job_intake::job_handed(int32_t partition) {
   if (partition >= 0 && static_cast<size_t>(partition) < pending_.size() && pending_[partition] > 0) {
     --pending_[partition];
   }

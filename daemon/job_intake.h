@@ -43,9 +43,10 @@ class job_intake {
     for (auto [partition, next] : offsets_) store_offset(partition, next);
   }
 
-  // Pending (accepted, unfinished) jobs per partition, for back-pressure.
+  // Jobs per partition accepted but not yet fully handed to connectors (they
+  // wait for carrier capacity), for back-pressure.
   size_t pending(int32_t partition) const;
-  void job_finished(int32_t partition);
+  void job_handed(int32_t partition);
   const intake_stats& stats() const { return stats_; }
 
  private:

@@ -100,7 +100,7 @@ result<void> relay_service::start() {
 
   intake_ = std::make_unique<job_intake>(*db_, config_, *producer_, *events_, *fanout_, clock_);
   if (auto r = intake_->start(); !r) return r.err();
-  fanout_->on_job_finished([this](const active_job& j) { intake_->job_finished(j.partition); });
+  fanout_->on_job_handed([this](const active_job& j) { intake_->job_handed(j.partition); });
 
   // The registry replica first: jobs must see the users registered before them.
   registry_ = std::make_unique<registry_intake>(*db_, config_, clock_);
@@ -267,7 +267,6 @@ void relay_service::pump() {
     if (n > 0) {
       intake_->process(batch_, [this](int32_t p, int64_t next) { jobs_->store_offset(p, next); });
       batch_.clear();
-      apply_back_pressure();
       if (n == max_jobs) more = true;
     }
 
@@ -328,7 +327,7 @@ void relay_service::apply_back_pressure() {
     if (!paused_[p] && pending >= limit) {
       jobs_->pause(p);
       paused_[p] = true;
-      spdlog::info("{} partition {} paused: {} jobs waiting for carrier capacity",
+      spdlog::info("{} partition {} paused: {} jobs wait for carrier capacity",
                    config_.kafka.topics.jobs, p, pending);
     } else if (paused_[p] && pending <= limit / 2) {
       jobs_->resume(p);
