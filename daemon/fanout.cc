@@ -338,17 +338,20 @@ void fanout::complete_chunk(uint32_t slot) {
     if (c.sent_by_connector[k] == 0 && c.failed_by_connector[k] == 0) continue;
     const counter_dims dims{job.spec.company_id, carrier_ids_[k / kChannelCount],
                             to_string(static_cast<channel>(k % kChannelCount)), {}};
-    add_counter(pending_, db_, counter_kind::sent, dims, c.sent_by_connector[k]);
-    add_counter(pending_, db_, counter_kind::failed, dims, c.failed_by_connector[k]);
+    counters_.add(counter_kind::sent, dims, c.sent_by_connector[k]);
+    counters_.add(counter_kind::failed, dims, c.failed_by_connector[k]);
   }
-  add_counter(pending_, db_, counter_kind::rejected, {job.spec.company_id, {}, {}, "no_route"},
+  counters_.add(counter_kind::rejected, {job.spec.company_id, {}, {}, "no_route"},
               c.no_route);
-  put_progress(job);
   ++stats_.chunks_completed;
   c.job = nullptr;
   free_chunks_.push_back(slot);
   --chunks_in_use_;
-  if (--job.open_chunks == 0 && job.handed_all) finish_job(job);
+  if (--job.open_chunks == 0 && job.handed_all) {
+    finish_job(job);  // writes the final progress
+  } else {
+    put_progress(job);
+  }
 }
 
 void fanout::put_progress(const active_job& job) {
@@ -356,14 +359,9 @@ void fanout::put_progress(const active_job& job) {
 }
 
 void fanout::finish_job(active_job& job) {
-  job_record record;
-  record.state = job_state::done;
-  record.seq = job.seq;
-  record.accepted_at_ms = job.accepted_at_ms;
-  record.partition = job.partition;
-  record.json = job.json;
+  // The job record itself stays as accepted; the final progress says done.
+  job.progress.done = true;
   put_progress(job);
-  pending_.Put(db_.handle(cf::jobs), job_key(job.job_id, 'j'), encode_job_record(record));
   pending_.Delete(db_.handle(cf::jobs), job_key(job.job_id, 't'));
   pending_.Delete(db_.handle(cf::meta), active_key(job.seq));
   ++stats_.jobs_finished;
@@ -371,6 +369,7 @@ void fanout::finish_job(active_job& job) {
 }
 
 result<void> fanout::flush() {
+  counters_.flush_into(pending_, db_);
   if (pending_.Count() == 0) return {};
   auto r = db_.write(pending_);
   pending_.Clear();
@@ -388,7 +387,7 @@ void fanout::on_event(connector& conn, const plugin_event& e) {
     case RELAY_EVENT_CLICKED: kind = counter_kind::clicked; break;
     default: return;
   }
-  add_counter(pending_, db_, kind, {{}, conn.carrier_id(), to_string(conn.chan()), {}}, 1);
+  counters_.add(kind, {{}, conn.carrier_id(), to_string(conn.chan()), {}}, 1);
 }
 
 }  // namespace relay

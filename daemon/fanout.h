@@ -34,6 +34,7 @@
 #include "daemon/event_publisher.h"
 #include "routing/directory.h"
 #include "routing/job.h"
+#include "routing/counters.h"
 #include "routing/job_store.h"
 #include "routing/store.h"
 
@@ -48,7 +49,6 @@ struct active_job {
   uint64_t seq = 0;
   int32_t partition = -1;
   int64_t accepted_at_ms = 0;
-  std::string json;                        // the job as received, rewritten when it finishes
   std::deque<chunk_range> resume_chunks;   // recorded before a restart; re-submitted first
   uint32_t open_chunks = 0;                // started and not yet complete
   bool handed_all = false;                 // every recipient is in a started chunk
@@ -162,6 +162,7 @@ class fanout final : public connector_listener {
   std::vector<uint32_t> ordinals_;
 
   rocksdb::WriteBatch pending_;
+  counter_batch counters_;  // written with pending_, so counts and chunk records move together
   std::function<void(const active_job&)> on_handed_;
   fanout_stats stats_;
 };

@@ -72,6 +72,7 @@ void job_intake::handle(message_batch& batch) {
   std::vector<candidate> candidates;
   candidates.reserve(batch.size());
   rocksdb::WriteBatch write;
+  counter_batch counts;
   for (size_t i = 0; i < batch.size(); ++i) {
     const rd_kafka_message_t* m = batch[i];
     ++stats_.received;
@@ -86,7 +87,7 @@ void job_intake::handle(message_batch& batch) {
 
     auto parsed = parse_job(payload(m), config_.limits.job);
     if (!parsed) {
-      add_counter(write, db_, counter_kind::dlq, {{}, {}, {}, "invalid_job"}, 1);
+      counts.add(counter_kind::dlq, {{}, {}, {}, "invalid_job"}, 1);
       dead_letter(m, parsed.err().message);
       continue;
     }
@@ -112,7 +113,7 @@ void job_intake::handle(message_batch& batch) {
     candidate& c = candidates[i];
     if (statuses[i].ok() || !in_batch.insert(c.key).second) {
       ++stats_.duplicates;
-      add_counter(write, db_, counter_kind::duplicate, {c.spec.company_id, {}, {}, {}}, 1);
+      counts.add(counter_kind::duplicate, {c.spec.company_id, {}, {}, {}}, 1);
       spdlog::debug("job {} received again; already accepted", c.spec.job_id);
       continue;
     }
@@ -123,7 +124,7 @@ void job_intake::handle(message_batch& batch) {
     auto resolved = resolve_target(db_, c.spec, now);
     if (!resolved) {
       if (resolved.err().code == errc::invalid_argument) {
-        add_counter(write, db_, counter_kind::dlq, {{}, {}, {}, "invalid_job"}, 1);
+        counts.add(counter_kind::dlq, {{}, {}, {}, "invalid_job"}, 1);
         dead_letter(c.message, resolved.err().message);
         continue;
       }
@@ -136,22 +137,21 @@ void job_intake::handle(message_batch& batch) {
     job->seq = next_seq_++;
     job->partition = c.message->partition;
     job->accepted_at_ms = to_unix_ms(now);
-    job->json.assign(payload(c.message));
     job->target = std::move(resolved->recipients);
     job->target.runOptimize();
     job->progress.total = job->target.cardinality();
     job->progress.not_registered = resolved->not_registered.size();
 
     job_record record{job_state::accepted, job->seq, job->accepted_at_ms, job->partition,
-                      c.message->offset, job->json};
+                      c.message->offset, std::string(payload(c.message))};
     write.Put(db_.handle(cf::jobs), c.key, encode_job_record(record));
     std::string target(job->target.getSizeInBytes(), '\0');
     job->target.write(target.data());
     write.Put(db_.handle(cf::jobs), job_key(job->job_id, 't'), target);
     write.Put(db_.handle(cf::jobs), job_key(job->job_id, 'p'), encode_progress(job->progress));
     write.Put(db_.handle(cf::meta), active_key(job->seq), job->job_id);
-    add_counter(write, db_, counter_kind::accepted, {c.spec.company_id, {}, {}, {}}, 1);
-    add_counter(write, db_, counter_kind::rejected, {c.spec.company_id, {}, {}, "not_registered"},
+    counts.add(counter_kind::accepted, {c.spec.company_id, {}, {}, {}}, 1);
+    counts.add(counter_kind::rejected, {c.spec.company_id, {}, {}, "not_registered"},
                 resolved->not_registered.size());
     for (const auto& user : resolved->not_registered) {
       events_.publish({.type = "rejected", .job_id = job->job_id, .company_id = c.spec.company_id,
@@ -166,6 +166,7 @@ void job_intake::handle(message_batch& batch) {
     put_be64(seq, next_seq_);
     write.Put(db_.handle(cf::meta), "job_seq", seq);
   }
+  counts.flush_into(write, db_);
   if (write.Count() > 0) {
     if (auto r = db_.write(write); !r) {
       spdlog::critical("accepting jobs failed: {}", r.err().message);

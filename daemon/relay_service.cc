@@ -126,7 +126,6 @@ result<void> relay_service::start() {
     job->seq = s.record.seq;
     job->partition = -1;  // its Kafka offset was stored when it was accepted
     job->accepted_at_ms = s.record.accepted_at_ms;
-    job->json = std::move(s.record.json);
     job->target = roaring::Roaring::readSafe(s.target.data(), s.target.size());
     job->progress = s.progress;
     for (const chunk_range& r : s.open_chunks) job->resume_chunks.push_back(r);

@@ -36,6 +36,17 @@ void add_counter(rocksdb::WriteBatch& batch, store& db, counter_kind kind, const
   batch.Merge(db.handle(cf::counters), counter_key(kind, dims), encode_counter(n));
 }
 
+void counter_batch::add(counter_kind kind, const counter_dims& dims, uint64_t n) {
+  if (n == 0) return;
+  key_ = counter_key(kind, dims);
+  sums_[key_] += n;
+}
+
+void counter_batch::flush_into(rocksdb::WriteBatch& batch, store& db) {
+  for (const auto& [key, n] : sums_) batch.Merge(db.handle(cf::counters), key, encode_counter(n));
+  sums_.clear();
+}
+
 result<std::vector<counter_row>> read_counters(store& db) {
   std::vector<counter_row> rows;
   std::unique_ptr<rocksdb::Iterator> it(db.db().NewIterator(rocksdb::ReadOptions(), db.handle(cf::counters)));

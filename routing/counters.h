@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "routing/result.h"
@@ -42,6 +43,21 @@ struct counter_dims {
 std::string counter_key(counter_kind kind, const counter_dims& dims);
 void add_counter(rocksdb::WriteBatch& batch, store& db, counter_kind kind, const counter_dims& dims,
                  uint64_t n);
+
+// Sums counter increments in memory so a write batch carries one merge per
+// counter instead of one per event (a stream of single-recipient jobs would
+// otherwise add several memtable entries per job).
+class counter_batch {
+ public:
+  void add(counter_kind kind, const counter_dims& dims, uint64_t n);
+  // Appends one merge per counter to `batch` and clears the sums.
+  void flush_into(rocksdb::WriteBatch& batch, store& db);
+  bool empty() const { return sums_.empty(); }
+
+ private:
+  std::unordered_map<std::string, uint64_t> sums_;
+  std::string key_;  // reused to build keys
+};
 
 struct counter_row {
   counter_kind kind;

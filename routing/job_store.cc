@@ -63,18 +63,20 @@ result<job_record> decode_job_record(std::string_view v) {
 
 std::string encode_progress(const job_progress& p) {
   std::string v;
-  v.reserve(48);
+  v.reserve(49);
   for (uint64_t x : {p.next_cursor, p.total, p.sent, p.failed, p.no_route, p.not_registered}) {
     put_be64(v, x);
   }
+  v.push_back(p.done ? 1 : 0);
   return v;
 }
 
 result<job_progress> decode_progress(std::string_view v) {
-  if (v.size() != 48) return make_error(errc::corruption, "job progress: unknown format");
+  if (v.size() != 49) return make_error(errc::corruption, "job progress: unknown format");
   job_progress p;
   uint64_t* fields[] = {&p.next_cursor, &p.total, &p.sent, &p.failed, &p.no_route, &p.not_registered};
   for (size_t i = 0; i < 6; ++i) *fields[i] = get_be64(v.data() + 8 * i);
+  p.done = v[48] != 0;
   return p;
 }
 
@@ -94,6 +96,7 @@ result<stored_job> load_job(store& db, std::string_view job_id) {
     auto p = decode_progress(value);
     if (!p) return p.err();
     j.progress = *p;
+    if (p->done) j.record.state = job_state::done;
   } else if (r.err().code != errc::not_found) {
     return r.err();
   }

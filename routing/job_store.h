@@ -5,7 +5,7 @@
 // Keys (job ids never contain '\0'):
 //   job_id \0 'j'             job record: state, accept sequence, Kafka origin, the job's JSON
 //   job_id \0 't'             the resolved recipient set (Roaring bitmap of ordinals), fixed at accept
-//   job_id \0 'p'             fan-out progress: next ordinal to hand out and running totals
+//   job_id \0 'p'             fan-out progress: next ordinal to hand out, running totals, done
 //   job_id \0 'c' be64(begin) an in-flight chunk [begin, end) of ordinals: recorded before its
 //                             messages are submitted, deleted once every one has an outcome
 // and in the `meta` column family:
@@ -42,6 +42,7 @@ struct job_progress {
   uint64_t failed = 0;
   uint64_t no_route = 0;
   uint64_t not_registered = 0;
+  bool done = false;  // every recipient has an outcome; the job is finished
   bool operator==(const job_progress&) const = default;
 };
 

@@ -15,7 +15,7 @@ TEST(JobStore, records_and_progress_round_trip) {
   EXPECT_EQ(back->partition, 3);
   EXPECT_EQ(back->offset, 99);
   EXPECT_EQ(back->json, r.json);
-  job_progress p{7, 10, 5, 1, 2, 3};
+  job_progress p{7, 10, 5, 1, 2, 3, true};
   auto pb = decode_progress(encode_progress(p));
   ASSERT_TRUE(pb);
   EXPECT_EQ(*pb, p);
