@@ -9,6 +9,14 @@ namespace relay {
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
+  // Ids and machine words need no escaping: copy them whole.
+  bool plain = true;
+  for (char c : s) plain &= static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\';
+  if (plain) {
+    out.append(s);
+    out.push_back('"');
+    return;
+  }
   for (char c : s) {
     switch (c) {
       case '"': out.append("\\\""); break;
