@@ -34,6 +34,17 @@
 
 namespace relay::test {
 
+// Runs a shell command; returns its exit status and what it printed (stdout and stderr).
+inline std::pair<int, std::string> run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 inline embedded_kafka& shared_cluster() {
   static std::unique_ptr<embedded_kafka> cluster = [] {
     kafka_topics none{"bootstrap.jobs", "bootstrap.registry", "bootstrap.events", "bootstrap.dlq",
@@ -268,15 +279,7 @@ class relay_instance {
 
   // Runs relayctl with this instance's config; returns its exit status and output.
   std::pair<int, std::string> relayctl(const std::string& args) {
-    const std::string cmd = std::string(RELAY_BINARY_DIR) + "/relayctl --config " + config_path_ + " " +
-                            args + " 2>&1";
-    std::string out;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int status = ::pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    return run_command(std::string(RELAY_BINARY_DIR) + "/relayctl --config " + config_path_ + " " + args);
   }
   std::string path(const std::string& name) const { return dir_ / name; }
 

@@ -168,13 +168,8 @@ TEST(Resilience, a_bad_config_stops_start_up_naming_file_line_and_key) {
   temp_dir dir;
   const std::string path = dir / "bad.yaml";
   std::ofstream(path) << "data_dir: /tmp/x\nkafka:\n  brokers: [1, 2]\ncarriers: []\n";
-  const std::string cmd = std::string(RELAY_BINARY_DIR) + "/relayd --check-config " + path + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  const size_t n = std::fread(buf, 1, sizeof buf, p);
-  const int status = ::pclose(p);
-  const std::string out(buf, n);
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  auto [status, out] = run_command(std::string(RELAY_BINARY_DIR) + "/relayd --check-config " + path);
+  EXPECT_EQ(status, 1);
   EXPECT_NE(out.find("bad.yaml:3"), std::string::npos) << out;
   EXPECT_NE(out.find("kafka.brokers"), std::string::npos) << out;
 }
@@ -185,14 +180,8 @@ TEST(Resilience, a_missing_plugin_stops_start_up_naming_the_carrier) {
     std::ofstream out(relay.config_path(), std::ios::app);
     out << "  - id: carrier-x\n    channels:\n      sms: {plugin: no_such_plugin}\n";
   }
-  const std::string cmd = std::string(RELAY_BINARY_DIR) + "/relayd --config " + relay.config_path() + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  const int rc = ::pclose(p);
-  EXPECT_EQ(WEXITSTATUS(rc), 1);
+  auto [rc, text] = run_command(std::string(RELAY_BINARY_DIR) + "/relayd --config " + relay.config_path());
+  EXPECT_EQ(rc, 1);
   EXPECT_NE(text.find("carrier-x"), std::string::npos) << text;
   EXPECT_NE(text.find("no_such_plugin"), std::string::npos) << text;
 }
