@@ -93,6 +93,10 @@ result<void> decode_directory_entry(std::string_view value, uint32_t ordinal, re
   return {};
 }
 
+namespace {
+constexpr size_t kPointLookupMax = 4;
+}  // namespace
+
 directory_reader::directory_reader(store& db) : db_(db) {}
 directory_reader::~directory_reader() = default;
 
@@ -101,68 +105,85 @@ result<std::span<const recipient>> directory_reader::read(std::span<const uint32
   slots_.clear();
   if (ordinals.empty()) return std::span<const recipient>();
 
-  // A fresh iterator per batch, released before returning: the views point
-  // into arena_, not into the iterator, and an iterator kept between batches
-  // would pin memtables and obsolete SST files (and must not outlive the
-  // store). Creating one costs a few microseconds per batch.
-  it_.reset(db_.db().NewIterator(rocksdb::ReadOptions(), db_.handle(cf::directory)));
-  struct release {
-    std::unique_ptr<rocksdb::Iterator>& it;
-    ~release() { it.reset(); }
-  } release_at_exit{it_};
-  rocksdb::Iterator& it = *it_;
+  if (ordinals.size() <= kPointLookupMax) {
+    // A job to a few listed users: point lookups (bloom filters, no
+    // iterator to create) cost less than positioning an iterator.
+    rocksdb::PinnableSlice v;
+    std::string key;
+    for (const uint32_t want : ordinals) {
+      key.clear();
+      put_be32(key, want);
+      v.Reset();
+      const rocksdb::Status st = db_.db().Get(rocksdb::ReadOptions(), db_.handle(cf::directory), key, &v);
+      if (st.IsNotFound()) continue;  // deleted user
+      if (!st.ok()) return make_error(errc::io_error, "directory: read: " + st.ToString());
+      slots_.push_back(slot{want, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(v.size())});
+      arena_.append(v.data(), v.size());
+    }
+  } else {
+    // A fresh iterator per batch, released before returning: the views point
+    // into arena_, not into the iterator, and an iterator kept between batches
+    // would pin memtables and obsolete SST files (and must not outlive the
+    // store). Creating one costs a few microseconds per batch.
+    it_.reset(db_.db().NewIterator(rocksdb::ReadOptions(), db_.handle(cf::directory)));
+    struct release {
+      std::unique_ptr<rocksdb::Iterator>& it;
+      ~release() { it.reset(); }
+    } release_at_exit{it_};
+    rocksdb::Iterator& it = *it_;
 
-  std::string seek_key;
-  seek_key.reserve(4);
-  bool positioned = false;
-  uint32_t current = 0;  // ordinal under the iterator when positioned and valid
-  uint32_t previous = 0;
-  bool first = true;
-  for (const uint32_t want : ordinals) {
-    const bool ascending = first || want > previous;
-    first = false;
-    previous = want;
-    if (positioned && ascending) {
-      if (!it.Valid()) break;        // past the last entry: later ordinals have none either
-      if (current > want) continue;  // `want` falls in a gap: deleted user
-      if (current == want) {
-        // Already here (duplicate ordinal is excluded by `ascending`).
-      } else if (want - current <= kMaxNextGap) {
-        while (it.Valid() && current < want) {
-          it.Next();
-          if (it.Valid()) {
-            if (it.key().size() != 4) return make_error(errc::corruption, "directory: bad key");
-            current = get_be32(it.key().data());
+    std::string seek_key;
+    seek_key.reserve(4);
+    bool positioned = false;
+    uint32_t current = 0;  // ordinal under the iterator when positioned and valid
+    uint32_t previous = 0;
+    bool first = true;
+    for (const uint32_t want : ordinals) {
+      const bool ascending = first || want > previous;
+      first = false;
+      previous = want;
+      if (positioned && ascending) {
+        if (!it.Valid()) break;        // past the last entry: later ordinals have none either
+        if (current > want) continue;  // `want` falls in a gap: deleted user
+        if (current == want) {
+          // Already here (duplicate ordinal is excluded by `ascending`).
+        } else if (want - current <= kMaxNextGap) {
+          while (it.Valid() && current < want) {
+            it.Next();
+            if (it.Valid()) {
+              if (it.key().size() != 4) return make_error(errc::corruption, "directory: bad key");
+              current = get_be32(it.key().data());
+            }
           }
+          if (!it.Valid()) break;
+          if (current != want) continue;
+        } else {
+          positioned = false;
         }
-        if (!it.Valid()) break;
+      }
+      if (!positioned || !ascending) {
+        seek_key.clear();
+        put_be32(seek_key, want);
+        it.Seek(rocksdb::Slice(seek_key));
+        positioned = true;
+        if (!it.Valid()) {
+          if (!ascending) continue;
+          break;
+        }
+        if (it.key().size() != 4) return make_error(errc::corruption, "directory: bad key");
+        current = get_be32(it.key().data());
         if (current != want) continue;
-      } else {
-        positioned = false;
       }
+      // The iterator's value is only valid until it moves: copy it into the
+      // arena now and make views once the arena has stopped growing.
+      const rocksdb::Slice v = it.value();
+      slots_.push_back(
+          slot{want, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(v.size())});
+      arena_.append(v.data(), v.size());
     }
-    if (!positioned || !ascending) {
-      seek_key.clear();
-      put_be32(seek_key, want);
-      it.Seek(rocksdb::Slice(seek_key));
-      positioned = true;
-      if (!it.Valid()) {
-        if (!ascending) continue;
-        break;
-      }
-      if (it.key().size() != 4) return make_error(errc::corruption, "directory: bad key");
-      current = get_be32(it.key().data());
-      if (current != want) continue;
+    if (!it.status().ok()) {
+      return make_error(errc::io_error, "directory: read: " + it.status().ToString());
     }
-    // The iterator's value is only valid until it moves: copy it into the
-    // arena now and make views once the arena has stopped growing.
-    const rocksdb::Slice v = it.value();
-    slots_.push_back(
-        slot{want, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(v.size())});
-    arena_.append(v.data(), v.size());
-  }
-  if (!it.status().ok()) {
-    return make_error(errc::io_error, "directory: read: " + it.status().ToString());
   }
 
   if (out_.size() < slots_.size()) out_.resize(slots_.size());

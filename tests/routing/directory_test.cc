@@ -189,6 +189,21 @@ TEST_F(directory_reader_test, directory_reader_skips_deleted_users) {
   EXPECT_EQ(ordinals_of(*got), expected);
 }
 
+TEST_F(directory_reader_test, a_few_ordinals_read_by_point_lookup_skip_deleted_and_unknown_users) {
+  put_entries(1, 10);
+  erase(3);
+  directory_reader reader(*db_);
+  const std::vector<uint32_t> want = {2, 3, 7, 99};  // small enough for point lookups
+  auto got = reader.read(want);
+  ASSERT_TRUE(got.ok()) << got.err().message;
+  EXPECT_EQ(ordinals_of(*got), (std::vector<uint32_t>{2, 7}));
+  auto one = reader.read(std::vector<uint32_t>{7});
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].ordinal, 7u);
+  EXPECT_FALSE((*one)[0].user_id.empty());
+}
+
 TEST_F(directory_reader_test, reads_sparse_sets_with_seeks_and_unknown_ordinals) {
   put_entries(10, 10000, 10);  // 10, 20, ..., 10000
   directory_reader reader(*db_);
