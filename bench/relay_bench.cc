@@ -598,15 +598,13 @@ struct consumer_result {
   double total_s = 0;          // assign to last message
 };
 
-// The throughput reference: a bare librdkafka consumer (assign, batch
-// consume from the consumer queue) reading `expected` messages of `topic`.
-consumer_result bare_consume(const std::string& bootstrap, const std::string& topic, int partitions,
-                             uint64_t expected, std::chrono::seconds limit, int fetch_wait_ms) {
+// A bare librdkafka consumer for the reference runs (no group commits).
+rd_kafka_t* reference_consumer(const std::string& bootstrap, const std::string& group_prefix, int fetch_wait_ms) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   const std::pair<const char*, std::string> props[] = {
       {"bootstrap.servers", bootstrap},
-      {"group.id", "relay-bench-reference-" + std::to_string(::getpid())},
+      {"group.id", group_prefix + std::to_string(::getpid())},
       {"enable.auto.commit", "false"},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
@@ -618,10 +616,24 @@ consumer_result bare_consume(const std::string& bootstrap, const std::string& to
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (!rk) die(std::string("reference consumer: ") + errstr);
   rd_kafka_poll_set_consumer(rk);
+  return rk;
+}
+
+// Every partition of `topic` from the beginning; the caller assigns and destroys it.
+rd_kafka_topic_partition_list_t* all_partitions(const std::string& topic, int partitions) {
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p) {
     rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   }
+  return list;
+}
+
+// The throughput reference: a bare librdkafka consumer (assign, batch
+// consume from the consumer queue) reading `expected` messages of `topic`.
+consumer_result bare_consume(const std::string& bootstrap, const std::string& topic, int partitions,
+                             uint64_t expected, std::chrono::seconds limit, int fetch_wait_ms) {
+  rd_kafka_t* rk = reference_consumer(bootstrap, "relay-bench-reference-", fetch_wait_ms);
+  rd_kafka_topic_partition_list_t* list = all_partitions(topic, partitions);
   const auto start = steady::now();
   if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list)) die(rd_kafka_err2str(err));
   rd_kafka_topic_partition_list_destroy(list);
@@ -680,26 +692,8 @@ void produce_paced(relay::kafka_producer& producer, const std::string& topic, do
 latency_result bare_latency(const std::string& bootstrap, const std::string& topic, int partitions, double rate,
                             size_t n, int fetch_wait_ms,
                             const std::function<std::string(size_t, const std::string&)>& make_job) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, std::string> props[] = {
-      {"bootstrap.servers", bootstrap},
-      {"group.id", "relay-bench-latency-" + std::to_string(::getpid())},
-      {"enable.auto.commit", "false"},
-      {"auto.offset.reset", "earliest"},
-      {"enable.partition.eof", "false"},
-      {"fetch.wait.max.ms", std::to_string(fetch_wait_ms)},
-      {"log_level", "3"}};
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) die(errstr);
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (!rk) die(std::string("latency reference consumer: ") + errstr);
-  rd_kafka_poll_set_consumer(rk);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  }
+  rd_kafka_t* rk = reference_consumer(bootstrap, "relay-bench-latency-", fetch_wait_ms);
+  rd_kafka_topic_partition_list_t* list = all_partitions(topic, partitions);
   if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, list)) die(rd_kafka_err2str(err));
   rd_kafka_topic_partition_list_destroy(list);
   rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(rk);
