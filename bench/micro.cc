@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "daemon/event_json.h"
+#include "routing/counter_merge.h"
 #include "routing/counters.h"
 #include "routing/message_id.h"
 #include "routing/job_store.h"
@@ -37,6 +38,12 @@
 #include "routing/store.h"
 
 namespace {
+
+// One merge per call: the per-event counting relay did before counter_batch.
+void add_counter(rocksdb::WriteBatch& batch, relay::store& db, relay::counter_kind kind,
+                 const relay::counter_dims& dims, uint64_t n) {
+  batch.Merge(db.handle(relay::cf::counters), relay::counter_key(kind, dims), relay::encode_counter(n));
+}
 
 using steady = std::chrono::steady_clock;
 
@@ -85,11 +92,11 @@ pattern_result run(relay::store& db, pattern p, size_t jobs, size_t batch, uint6
       if (p == pattern::current || p == pattern::current_summed) {
         accept.Put(db.handle(cf::jobs), relay::job_key(id, 'p'), relay::encode_progress(prog));
       }
-      if (p == pattern::current) relay::add_counter(accept, db, relay::counter_kind::accepted, accepted_dims, 1);
+      if (p == pattern::current) add_counter(accept, db, relay::counter_kind::accepted, accepted_dims, 1);
       accept.Put(db.handle(cf::meta), relay::active_key(seq_base + i), id);
     }
     if (p != pattern::current && end > begin) {
-      relay::add_counter(accept, db, relay::counter_kind::accepted, accepted_dims, end - begin);
+      add_counter(accept, db, relay::counter_kind::accepted, accepted_dims, end - begin);
     }
     if (end > begin) {
       std::string seq;
@@ -107,7 +114,7 @@ pattern_result run(relay::store& db, pattern p, size_t jobs, size_t batch, uint6
       prog.sent = 1;
       if (p == pattern::current || p == pattern::current_summed) {
         fan.Delete(db.handle(cf::jobs), relay::chunk_key(id, i));
-        if (p == pattern::current) relay::add_counter(fan, db, relay::counter_kind::sent, sent_dims, 1);
+        if (p == pattern::current) add_counter(fan, db, relay::counter_kind::sent, sent_dims, 1);
         fan.Put(db.handle(cf::jobs), relay::job_key(id, 'p'), relay::encode_progress(prog));  // complete_chunk
         fan.Put(db.handle(cf::jobs), relay::job_key(id, 'p'), relay::encode_progress(prog));  // finish_job
         relay::job_record rec{relay::job_state::done, seq_base + i, 1795430000000, int32_t(i % 32), int64_t(i), job_json(i)};
@@ -121,7 +128,7 @@ pattern_result run(relay::store& db, pattern p, size_t jobs, size_t batch, uint6
       fan.Delete(db.handle(cf::meta), relay::active_key(seq_base + i));
     }
     if (p != pattern::current && !previous.empty()) {
-      relay::add_counter(fan, db, relay::counter_kind::sent, sent_dims, previous.size());
+      add_counter(fan, db, relay::counter_kind::sent, sent_dims, previous.size());
     }
     if (p == pattern::current || p == pattern::current_summed) {
       for (size_t i = begin; i < end; ++i) {

@@ -165,12 +165,14 @@ void note(const char* format, ...) {
   std::fflush(stderr);
 }
 
-// CPU seconds (user + system) of a process from /proc/<pid>/stat.
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+// CPU seconds (user + system) and the name in a /proc/.../stat file; false
+// when it cannot be read.
+bool read_stat(const std::string& path, std::string& name, double& seconds) {
+  std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
+  const size_t open = text.find('('), close = text.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return false;
+  name = text.substr(open + 1, close - open - 1);
   std::istringstream rest(text.substr(close + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
@@ -178,28 +180,25 @@ double cpu_seconds(pid_t pid) {
     if (i == 14) utime = std::stoull(field);
     if (i == 15) stime = std::stoull(field);
   }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  seconds = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return true;
+}
+
+// CPU seconds (user + system) of a process.
+double cpu_seconds(pid_t pid) {
+  std::string name;
+  double seconds = 0;
+  return read_stat("/proc/" + std::to_string(pid) + "/stat", name, seconds) ? seconds : 0;
 }
 
 // CPU seconds per thread name of a process (threads of one name summed).
 std::map<std::string, double> thread_cpu(pid_t pid) {
   std::map<std::string, double> out;
   std::error_code ec;
-  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
   for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    std::ifstream in(entry.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t open = text.find('('), close = text.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;
-    const std::string name = text.substr(open + 1, close - open - 1);
-    std::istringstream rest(text.substr(close + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-      if (i == 14) utime = std::stoull(field);
-      if (i == 15) stime = std::stoull(field);
-    }
-    out[name] += static_cast<double>(utime + stime) / tick;
+    std::string name;
+    double seconds = 0;
+    if (read_stat((entry.path() / "stat").string(), name, seconds)) out[name] += seconds;
   }
   return out;
 }

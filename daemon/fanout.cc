@@ -55,7 +55,6 @@ void fanout::add_job(std::unique_ptr<active_job> job) {
   jobs_.emplace(j.job_id, std::move(job));
   update_handed(j);
   if (!j.handed_all) {
-    j.in_plan_queue = true;
     plan_queue_.push_back(&j);
   } else if (j.open_chunks == 0) {
     finish_job(j);
@@ -106,20 +105,23 @@ void fanout::route_recipient(active_job& job, const recipient& r, uint32_t slot,
   const std::vector<channel>& order = job.spec.order.empty() ? config_.default_order : job.spec.order;
   for (channel ch : order) {
     const int ci = static_cast<int>(ch);
-    int chosen[kMaxCarriersPerUser];
+    // The user's links that can carry `ch`: (link, connector index).
+    struct candidate {
+      int link;
+      uint16_t connector;
+    };
+    candidate chosen[kMaxCarriersPerUser];
     int chosen_count = 0;
     int primary = -1;
     for (int l = 0; l < r.carrier_count; ++l) {
       const recipient_carrier& link = r.carriers[l];
       if (!(link.channels & channel_bit(ch)) || link.address[ci].empty()) continue;
-      for (size_t carrier = 0; carrier < carrier_ids_.size(); ++carrier) {
-        if (carrier_ids_[carrier] != link.carrier_id) continue;
-        const size_t k = carrier * kChannelCount + ci;
-        if (connectors_[k] == nullptr) break;
-        if (link.primary && primary < 0) primary = chosen_count;
-        chosen[chosen_count++] = l;
-        break;
-      }
+      const auto carrier = std::find(carrier_ids_.begin(), carrier_ids_.end(), link.carrier_id);
+      if (carrier == carrier_ids_.end()) continue;  // a carrier this relay does not run
+      const size_t k = static_cast<size_t>(carrier - carrier_ids_.begin()) * kChannelCount + ci;
+      if (connectors_[k] == nullptr) continue;
+      if (link.primary && primary < 0) primary = chosen_count;
+      chosen[chosen_count++] = {l, static_cast<uint16_t>(k)};
     }
     if (chosen_count == 0) continue;
     int from = 0, to = chosen_count;
@@ -128,10 +130,8 @@ void fanout::route_recipient(active_job& job, const recipient& r, uint32_t slot,
       to = from + 1;
     }
     for (int x = from; x < to; ++x) {
-      const recipient_carrier& link = r.carriers[chosen[x]];
-      size_t carrier = 0;
-      while (carrier_ids_[carrier] != link.carrier_id) ++carrier;
-      const uint16_t k = static_cast<uint16_t>(carrier * kChannelCount + ci);
+      const recipient_carrier& link = r.carriers[chosen[x].link];
+      const uint16_t k = chosen[x].connector;
       plan_.push_back({slot, index, k, ch, static_cast<uint32_t>(plan_arena_.size()),
                        static_cast<uint16_t>(link.address[ci].size())});
       plan_arena_.append(link.address[ci]);
@@ -238,11 +238,7 @@ size_t fanout::step(size_t budget) {
       active_job* job = plan_queue_.front();
       plan_queue_.pop_front();
       if (plan_chunk(*job, budget)) progressed = true;
-      if (job->handed_all) {
-        job->in_plan_queue = false;
-      } else {
-        plan_queue_.push_back(job);
-      }
+      if (!job->handed_all) plan_queue_.push_back(job);
     }
   }
   if (started_.empty()) return 0;
@@ -290,9 +286,8 @@ void fanout::on_outcome(connector& conn, const connector_outcome& outcome) {
   }
   chunk& c = *chunks_[slot];
   recipient_state& r = c.recipients[index];
-  const size_t carrier = std::find(carrier_ids_.begin(), carrier_ids_.end(), conn.carrier_id()) -
-                         carrier_ids_.begin();
-  const int16_t k = static_cast<int16_t>(carrier * kChannelCount + static_cast<int>(conn.chan()));
+  const int16_t k = static_cast<int16_t>(
+      std::find(connectors_.begin(), connectors_.end(), &conn) - connectors_.begin());
   r.last_connector = k;
   if (outcome.status == RELAY_SUBMIT_ACCEPTED && r.accepted_by < 0) {
     r.accepted_by = k;

@@ -48,11 +48,9 @@ struct active_job {
   job_progress progress;
   uint64_t seq = 0;
   int32_t partition = -1;
-  int64_t accepted_at_ms = 0;
   std::deque<chunk_range> resume_chunks;   // recorded before a restart; re-submitted first
   uint32_t open_chunks = 0;                // started and not yet complete
   bool handed_all = false;                 // every recipient is in a started chunk
-  bool in_plan_queue = false;
 };
 
 struct fanout_stats {

@@ -136,13 +136,12 @@ void job_intake::handle(message_batch& batch) {
     job->job_id = c.spec.job_id;
     job->seq = next_seq_++;
     job->partition = c.message->partition;
-    job->accepted_at_ms = to_unix_ms(now);
     job->target = std::move(resolved->recipients);
     job->target.runOptimize();
     job->progress.total = job->target.cardinality();
     job->progress.not_registered = resolved->not_registered.size();
 
-    job_record record{job_state::accepted, job->seq, job->accepted_at_ms, job->partition,
+    job_record record{job_state::accepted, job->seq, to_unix_ms(now), job->partition,
                       c.message->offset, std::string(payload(c.message))};
     write.Put(db_.handle(cf::jobs), c.key, encode_job_record(record));
     std::string target(job->target.getSizeInBytes(), '\0');

@@ -27,7 +27,7 @@ void registry_intake::close() {
 }
 
 result<void> registry_intake::start(const std::string& bootstrap) {
-  // A throwaway assignment first tells us the cluster id to compare.
+  // Where the replica stopped, and on which cluster.
   std::vector<std::pair<int32_t, int64_t>> start;
   {
     const std::string prefix = registry_offset_key(0).substr(0, 16);
@@ -99,8 +99,10 @@ size_t registry_intake::step(size_t max, std::chrono::milliseconds timeout) {
     put_be64(v, static_cast<uint64_t>(next_offsets_[p]));
     write.Put(db_.handle(cf::meta), registry_offset_key(static_cast<int32_t>(p)), v);
   }
-  add_counter(write, db_, counter_kind::registry_applied, {}, applied);
-  add_counter(write, db_, counter_kind::registry_rejected, {}, rejected);
+  counter_batch counts;
+  counts.add(counter_kind::registry_applied, {}, applied);
+  counts.add(counter_kind::registry_rejected, {}, rejected);
+  counts.flush_into(write, db_);
   if (auto r = db_.write(write); !r) {
     spdlog::critical("applying registry records failed: {}", r.err().message);
     std::abort();

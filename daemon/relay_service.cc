@@ -125,7 +125,6 @@ result<void> relay_service::start() {
     job->spec = std::move(*spec);
     job->seq = s.record.seq;
     job->partition = -1;  // its Kafka offset was stored when it was accepted
-    job->accepted_at_ms = s.record.accepted_at_ms;
     job->target = roaring::Roaring::readSafe(s.target.data(), s.target.size());
     job->progress = s.progress;
     for (const chunk_range& r : s.open_chunks) job->resume_chunks.push_back(r);
@@ -222,9 +221,8 @@ void relay_service::arm(boost::asio::posix::stream_descriptor& d, bool& armed, i
                  armed = false;
                  if (ec) return;
                  if (which == 0) {
-                   uint64_t n;
+                   uint64_t n;  // pump() clears wake_pending_ before it polls
                    [[maybe_unused]] auto r = ::read(completion_fd_, &n, sizeof n);
-                   wake_pending_.store(false);
                  } else if (which == 1) {
                    jobs_->clear_wake();
                  } else {

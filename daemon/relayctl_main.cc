@@ -145,13 +145,16 @@ int cmd_send(relay::config& cfg, const options& opt) {
   for (auto [line, doc] : split_documents(*text)) {
     // Invalid jobs are still sent: relay dead-letters them with the reason,
     // which is what a company's own producer would see. Say so here too.
+    std::string company;
     if (auto parsed = relay::parse_job(doc, cfg.limits.job); !parsed) {
       std::fprintf(stderr, "relayctl: line %zu: relay will reject this job: %s\n", line,
                    parsed.err().message.c_str());
+      company = string_field(doc, "company_id");  // still keyed by company when it has one
     } else {
       job_ids.push_back(parsed->job_id);
+      company = parsed->company_id;
     }
-    if (auto r = (*producer)->produce(cfg.kafka.topics.jobs, string_field(doc, "company_id"), doc); !r) {
+    if (auto r = (*producer)->produce(cfg.kafka.topics.jobs, company, doc); !r) {
       return fail(r.err().message);
     }
     ++sent;

@@ -30,12 +30,6 @@ std::string counter_key(counter_kind kind, const counter_dims& d) {
   return k;
 }
 
-void add_counter(rocksdb::WriteBatch& batch, store& db, counter_kind kind, const counter_dims& dims,
-                 uint64_t n) {
-  if (n == 0) return;
-  batch.Merge(db.handle(cf::counters), counter_key(kind, dims), encode_counter(n));
-}
-
 void counter_batch::add(counter_kind kind, const counter_dims& dims, uint64_t n) {
   if (n == 0) return;
   key_ = counter_key(kind, dims);

@@ -41,8 +41,6 @@ struct counter_dims {
 };
 
 std::string counter_key(counter_kind kind, const counter_dims& dims);
-void add_counter(rocksdb::WriteBatch& batch, store& db, counter_kind kind, const counter_dims& dims,
-                 uint64_t n);
 
 // Sums counter increments in memory so a write batch carries one merge per
 // counter instead of one per event (a stream of single-recipient jobs would

@@ -12,17 +12,18 @@
 #include <thread>
 #include <vector>
 
+#include "tests/plugin_test_support.h"
 #include "tests/test_support.h"
 
 namespace relay {
 namespace {
 
+using test::wake_signal;
+
 using namespace std::chrono_literals;
 
-relay_str rs(std::string_view s) { return relay_str{s.data(), s.size()}; }
-std::string str(relay_str s) {
-  return s.data != nullptr ? std::string(s.data, s.size) : std::string();
-}
+using test::rs;
+using test::str;
 
 // ---------------------------------------------------------------------------
 // A fake plug-in: a static C table in this binary whose instance is the
@@ -656,27 +657,6 @@ TEST_F(connector_test, destroying_a_running_connector_destroys_the_instance) {
 // ---------------------------------------------------------------------------
 // With the real file_sink plug-in, real threads and the system clock.
 
-class wake_signal {
- public:
-  void operator()() {
-    {
-      std::lock_guard lock(mu_);
-      woken_ = true;
-    }
-    cv_.notify_one();
-  }
-  // Waits for a wake-up or until `until`; clears it.
-  void wait(std::chrono::steady_clock::time_point until) {
-    std::unique_lock lock(mu_);
-    cv_.wait_until(lock, until, [&] { return woken_; });
-    woken_ = false;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-};
 
 TEST(connector_with_file_sink,
      retries_simulated_transient_failures_until_every_message_is_written_once) {

@@ -18,10 +18,13 @@
 #include "daemon/connector.h"
 #include "daemon/plugin_host.h"
 #include "routing/clock.h"
+#include "tests/plugin_test_support.h"
 #include "tests/test_support.h"
 
 namespace relay {
 namespace {
+
+using test::wake_signal;
 
 using namespace std::chrono_literals;
 
@@ -182,27 +185,6 @@ class recording_listener : public connector_listener {
   std::vector<plugin_event> events;
 };
 
-// The core thread's wake-up, as relayd's event loop would provide it.
-class wake_signal {
- public:
-  void operator()() {
-    {
-      std::lock_guard lock(mu_);
-      woken_ = true;
-    }
-    cv_.notify_one();
-  }
-  void wait(std::chrono::milliseconds at_most) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, at_most, [&] { return woken_; });
-    woken_ = false;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-};
 
 class out_of_tree_plugin : public ::testing::Test {
  protected:

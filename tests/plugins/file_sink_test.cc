@@ -16,6 +16,7 @@
 
 #include "daemon/plugin_host.h"
 #include "relay/plugin.h"
+#include "tests/plugin_test_support.h"
 #include "tests/test_support.h"
 
 namespace relay {
@@ -23,10 +24,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-relay_str rs(std::string_view s) { return relay_str{s.data(), s.size()}; }
-std::string str(relay_str s) {
-  return s.data != nullptr ? std::string(s.data, s.size) : std::string();
-}
+using test::rs;
+using test::str;
 
 // The host side: records what the plug-in reports, from any thread.
 class recording_host {

@@ -284,7 +284,7 @@ TEST_F(directory_reader_test, works_on_a_secondary) {
   put_entries(1, 20);
   store_options so;
   so.secondary = true;
-  so.secondary_dir = dir_.sub("secondary");
+  so.secondary_dir = (dir_ / "secondary");
   auto secondary = open_store(dir_.path(), so);
   ASSERT_TRUE(secondary);
   directory_reader reader(*secondary);

@@ -25,7 +25,7 @@ TEST(JobStore, records_and_progress_round_trip) {
 
 TEST(JobStore, unfinished_jobs_load_in_accept_order_with_their_open_chunks) {
   testing::temp_dir dir;
-  auto db = testing::open_store(dir.sub("db"));
+  auto db = testing::open_store((dir / "db"));
   ASSERT_TRUE(db);
   rocksdb::WriteBatch b;
   for (auto [id, seq] : {std::pair{"second", 2u}, {"first", 1u}}) {
@@ -53,7 +53,7 @@ TEST(JobStore, unfinished_jobs_load_in_accept_order_with_their_open_chunks) {
 
 TEST(JobStore, a_job_that_is_not_stored_is_not_found) {
   testing::temp_dir dir;
-  auto db = testing::open_store(dir.sub("db"));
+  auto db = testing::open_store((dir / "db"));
   ASSERT_TRUE(db);
   auto j = load_job(*db, "nope");
   ASSERT_FALSE(j);

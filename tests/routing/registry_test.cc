@@ -476,7 +476,7 @@ struct collected {
 };
 
 TEST_F(registry_test, import_reports_bad_lines_and_applies_the_rest) {
-  const std::string path = dir_.sub("registry.jsonl");
+  const std::string path = (dir_ / "registry.jsonl");
   {
     std::ofstream f(path, std::ios::binary);
     f << R"({"op":"upsert_user","user_id":"u1","profile":{"region":"tokyo"}})"
@@ -513,13 +513,13 @@ TEST_F(registry_test, import_reports_bad_lines_and_applies_the_rest) {
 }
 
 TEST_F(registry_test, import_of_a_missing_file_is_not_found) {
-  auto r = import_jsonl(*db_, clock_, dir_.sub("missing.jsonl"), nullptr, nullptr);
+  auto r = import_jsonl(*db_, clock_, (dir_ / "missing.jsonl"), nullptr, nullptr);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, errc::not_found);
 }
 
 TEST_F(registry_test, import_streams_a_file_larger_than_its_buffer) {
-  const std::string path = dir_.sub("big.jsonl");
+  const std::string path = (dir_ / "big.jsonl");
   constexpr int kUsers = 40000;
   {
     std::ofstream f(path, std::ios::binary);

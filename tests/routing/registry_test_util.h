@@ -13,29 +13,11 @@
 
 #include "routing/roaring_compat.h"
 #include "routing/store.h"
+#include "tests/test_support.h"
 
 namespace relay::testing {
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = "/tmp/relay-registry-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using temp_dir = relay::test::temp_dir;
 
 inline std::unique_ptr<store> open_store(const std::string& path, store_options o = {}) {
   o.block_cache_bytes = 8u << 20;

@@ -180,14 +180,14 @@ TEST(store, postings_family_merges_bitmap_deltas) {
 
 TEST(store, secondary_sees_primary_writes_after_catch_up) {
   temp_dir dir;
-  const std::string db_path = dir.sub("db");
+  const std::string db_path = (dir / "db");
   auto primary = open_store(db_path);
   ASSERT_TRUE(primary);
   ASSERT_TRUE(put(*primary, cf::profiles, "u1", "first").ok());
 
   store_options so;
   so.secondary = true;
-  so.secondary_dir = dir.sub("secondary");
+  so.secondary_dir = (dir / "secondary");
   auto secondary = open_store(db_path, so);
   ASSERT_TRUE(secondary);
   EXPECT_EQ(get_or_fail(*secondary, cf::profiles, "u1"), "first");
@@ -212,12 +212,12 @@ TEST(store, secondary_sees_primary_writes_after_catch_up) {
 
 TEST(store, secondary_is_read_only) {
   temp_dir dir;
-  auto primary = open_store(dir.sub("db"));
+  auto primary = open_store((dir / "db"));
   ASSERT_TRUE(primary);
   store_options so;
   so.secondary = true;
-  so.secondary_dir = dir.sub("secondary");
-  auto secondary = open_store(dir.sub("db"), so);
+  so.secondary_dir = (dir / "secondary");
+  auto secondary = open_store((dir / "db"), so);
   ASSERT_TRUE(secondary);
   auto r = put(*secondary, cf::meta, "k", "v");
   ASSERT_FALSE(r.ok());
@@ -228,9 +228,9 @@ TEST(store, secondary_needs_an_existing_database_and_a_dir) {
   temp_dir dir;
   store_options so;
   so.secondary = true;
-  EXPECT_FALSE(store::open(dir.sub("db"), so).ok());  // no secondary_dir
-  so.secondary_dir = dir.sub("secondary");
-  EXPECT_FALSE(store::open(dir.sub("missing"), so).ok());
+  EXPECT_FALSE(store::open((dir / "db"), so).ok());  // no secondary_dir
+  so.secondary_dir = (dir / "secondary");
+  EXPECT_FALSE(store::open((dir / "missing"), so).ok());
 }
 
 TEST(store, catch_up_on_a_primary_is_unsupported) {
