@@ -27,150 +27,28 @@ using namespace std::chrono_literals;
 using test::rs;
 using test::str;
 
-// The host side: records what the plug-in reports, from any thread.
-class recording_host {
- public:
-  struct outcome {
-    uint64_t submit_id;
-    relay_submit_status status;
-    std::string carrier_ref, detail;
-    std::chrono::steady_clock::time_point at;
-  };
-  struct event {
-    relay_event_type type;
-    std::string message_id, carrier_ref;
-  };
-
-  recording_host() {
-    host_.struct_size = sizeof(relay_host);
-    host_.abi_version = RELAY_PLUGIN_ABI_VERSION;
-    host_.host_ctx = this;
-    host_.callback_log = [](void* ctx, relay_log_level, relay_str m) {
-      auto* h = static_cast<recording_host*>(ctx);
-      std::lock_guard lock(h->mu_);
-      h->logs_.push_back(str(m));
-    };
-    host_.callback_submit_done = [](void* ctx, uint64_t id, relay_submit_status st, relay_str ref,
-                                    relay_str detail) {
-      auto* h = static_cast<recording_host*>(ctx);
-      std::lock_guard lock(h->mu_);
-      h->outcomes_.push_back({id, st, str(ref), str(detail), std::chrono::steady_clock::now()});
-    };
-    host_.callback_emit_event = [](void* ctx, const relay_event* e) {
-      auto* h = static_cast<recording_host*>(ctx);
-      std::lock_guard lock(h->mu_);
-      h->events_.push_back(
-          {static_cast<relay_event_type>(e->type), str(e->message_id), str(e->carrier_ref)});
-    };
-  }
-  const relay_host* table() const { return &host_; }
-
-  bool wait_for_outcomes(size_t n) {
-    return test::wait_until([&] {
-      std::lock_guard lock(mu_);
-      return outcomes_.size() >= n;
-    });
-  }
-  std::vector<outcome> outcomes() {
-    std::lock_guard lock(mu_);
-    return outcomes_;
-  }
-  std::map<uint64_t, outcome> outcomes_by_id() {
-    std::map<uint64_t, outcome> out;
-    for (auto& o : outcomes()) out.emplace(o.submit_id, o);
-    return out;
-  }
-  std::vector<event> events() {
-    std::lock_guard lock(mu_);
-    return events_;
-  }
-  std::vector<std::string> logs() {
-    std::lock_guard lock(mu_);
-    return logs_;
-  }
-
- private:
-  relay_host host_{};
-  std::mutex mu_;
-  std::vector<outcome> outcomes_;
-  std::vector<event> events_;
-  std::vector<std::string> logs_;
-};
-
-struct message_spec {
-  std::string message_id = "m1";
-  std::string job_id = "job-1";
-  std::string company_id = "acme";
-  std::string user_id = "u1";
-  std::string carrier_id = "carrier-a";
-  std::string channel = "sms";
-  std::string address = "+819012345678";
-  std::string content = R"({"text":"hi"})";
-  uint32_t attempt = 1;
-  uint32_t flags = 0;
-};
+using test::message_spec;
+using test::recording_host;
 
 class file_sink_test : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto lib = plugin_library::load(RELAY_BINARY_DIR "/plugins/file_sink.so");
-    ASSERT_TRUE(lib) << lib.err().message;
-    lib_ = *lib;
-  }
-  void TearDown() override { destroy(); }
+  using settings = test::plugin_settings;
 
-  using settings = std::vector<std::pair<std::string, std::string>>;
-
-  // Creates an instance; returns "" or the plug-in's error.
-  std::string create(const settings& config) {
-    std::vector<relay_kv> kv;
-    for (const auto& [k, v] : config) kv.push_back({rs(k), rs(v)});
-    char error[256] = {};
-    instance_ = lib_->table().on_create(host_.table(), kv.data(), kv.size(), error, sizeof(error));
-    return instance_ != nullptr ? "" : std::string(error);
-  }
+  std::string create(const settings& config) { return plugin_.create(config); }
   void create_ok(settings config = {}) {
     if (std::none_of(config.begin(), config.end(), [](auto& kv) { return kv.first == "dir"; })) {
       config.emplace_back("dir", dir_.path());
     }
     ASSERT_EQ(create(config), "");
   }
-  void destroy() {
-    if (instance_ != nullptr) lib_->table().on_destroy(instance_);
-    instance_ = nullptr;
-  }
-  uint64_t submit(const message_spec& s) {
-    relay_message m{};
-    m.struct_size = sizeof(relay_message);
-    m.flags = s.flags;
-    m.attempt = s.attempt;
-    m.message_id = rs(s.message_id);
-    m.job_id = rs(s.job_id);
-    m.company_id = rs(s.company_id);
-    m.user_id = rs(s.user_id);
-    m.carrier_id = rs(s.carrier_id);
-    m.channel = rs(s.channel);
-    m.address = rs(s.address);
-    m.content_json = rs(s.content);
-    const uint64_t id = ++next_id_;
-    lib_->table().on_submit(instance_, id, &m);
-    return id;
-  }
-  // Submits and waits for the outcome.
-  recording_host::outcome send(const message_spec& s) {
-    const size_t before = host_.outcomes().size();
-    const uint64_t id = submit(s);
-    EXPECT_TRUE(host_.wait_for_outcomes(before + 1));
-    auto all = host_.outcomes_by_id();
-    EXPECT_EQ(all.count(id), 1u);
-    return all[id];
-  }
+  void destroy() { plugin_.destroy(); }
+  uint64_t submit(const message_spec& s) { return plugin_.submit(s); }
+  recording_host::outcome send(const message_spec& s) { return plugin_.send(s); }
+  const relay_plugin& table() { return plugin_.library().table(); }
 
   test::temp_dir dir_;
-  std::shared_ptr<plugin_library> lib_;
-  recording_host host_;
-  void* instance_ = nullptr;
-  uint64_t next_id_ = 0;
+  test::plugin_under_test plugin_{"file_sink"};
+  recording_host& host_ = plugin_.host();
 };
 
 TEST_F(file_sink_test, writes_one_line_per_message_with_the_contract_fields_in_order) {
@@ -377,7 +255,7 @@ TEST_F(file_sink_test, emits_delivered_and_opened_events_at_the_configured_rates
   recording_host host2;
   std::vector<relay_kv> kv{{rs("dir"), rs(other.path())}, {rs("delivered_rate"), rs("0.5")}};
   char error[128] = {};
-  void* inst = lib_->table().on_create(host2.table(), kv.data(), kv.size(), error, sizeof(error));
+  void* inst = table().on_create(host2.table(), kv.data(), kv.size(), error, sizeof(error));
   ASSERT_NE(inst, nullptr) << error;
   for (int i = 0; i < kMessages; ++i) {
     const std::string id = "msg-" + std::to_string(i);
@@ -387,9 +265,9 @@ TEST_F(file_sink_test, emits_delivered_and_opened_events_at_the_configured_rates
     m.message_id = rs(id);
     m.channel = rs("sms");
     m.content_json = rs("{}");
-    lib_->table().on_submit(inst, static_cast<uint64_t>(i + 1), &m);
+    table().on_submit(inst, static_cast<uint64_t>(i + 1), &m);
   }
-  lib_->table().on_destroy(inst);
+  table().on_destroy(inst);
   std::set<std::string> delivered2;
   for (const auto& e : host2.events()) delivered2.insert(e.message_id);
   EXPECT_EQ(delivered2, delivered);
@@ -513,7 +391,7 @@ TEST_F(file_sink_test, instances_sharing_a_file_number_their_lines_consistently)
   std::vector<relay_kv> kv{{rs("dir"), rs(dir_.path())}};
   char error[128] = {};
   void* other =
-      lib_->table().on_create(other_host.table(), kv.data(), kv.size(), error, sizeof(error));
+      table().on_create(other_host.table(), kv.data(), kv.size(), error, sizeof(error));
   ASSERT_NE(other, nullptr) << error;
   constexpr int kEach = 200;
   for (int i = 0; i < kEach; ++i) {
@@ -527,9 +405,9 @@ TEST_F(file_sink_test, instances_sharing_a_file_number_their_lines_consistently)
     m.message_id = rs(id);
     m.channel = rs("sms");
     m.content_json = rs("{}");
-    lib_->table().on_submit(other, static_cast<uint64_t>(i + 1), &m);
+    table().on_submit(other, static_cast<uint64_t>(i + 1), &m);
   }
-  lib_->table().on_destroy(other);
+  table().on_destroy(other);
   destroy();
   std::set<std::string> refs;
   for (const auto& o : host_.outcomes()) refs.insert(o.carrier_ref);
@@ -566,7 +444,7 @@ TEST_F(file_sink_test, bad_config_is_refused_naming_the_key) {
   };
   for (const auto& c : cases) {
     const std::string err = create(c.config);
-    EXPECT_EQ(instance_, nullptr);
+    EXPECT_EQ(plugin_.instance(), nullptr);
     EXPECT_EQ(err.rfind(c.starts_with, 0), 0u) << "got: " << err;
     destroy();
   }
