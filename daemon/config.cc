@@ -606,7 +606,7 @@ void read_retry(const value_ref& where, retry_policy& r) {
 
 void read_limits(const value_ref& where, limits_config& l) {
   map_view m(where, {"max_job_bytes", "max_content_bytes", "max_users_per_job", "connector_queue",
-                     "pending_jobs_per_partition", "fanout_chunk"});
+                     "pending_jobs_per_partition", "fanout_chunk", "outbox_after"});
   if (const value_ref* v = m.find("max_job_bytes")) l.job.max_job_bytes = as_positive<size_t>(*v);
   if (const value_ref* v = m.find("max_content_bytes"))
     l.job.max_content_bytes = as_positive<size_t>(*v);
@@ -615,6 +615,24 @@ void read_limits(const value_ref& where, limits_config& l) {
   if (const value_ref* v = m.find("pending_jobs_per_partition"))
     l.pending_jobs_per_partition = as_positive<size_t>(*v);
   if (const value_ref* v = m.find("fanout_chunk")) l.fanout_chunk = as_positive<size_t>(*v);
+  if (const value_ref* v = m.find("outbox_after")) l.outbox_after = as_duration(*v);
+}
+
+void read_tracking(const value_ref& where, tracking_config& t) {
+  map_view m(where, {"base_url", "secret"});
+  if (const value_ref* v = m.find("base_url")) {
+    std::string s = as_nonempty_string(*v);
+    if (!s.starts_with("http://") && !s.starts_with("https://")) {
+      fail(v->mark, v->path, "must be an http:// or https:// URL");
+    }
+    while (s.ends_with('/')) s.pop_back();
+    t.base_url = std::move(s);
+  }
+  if (const value_ref* v = m.find("secret")) {
+    std::string s = as_nonempty_string(*v);
+    if (s.size() < 16) fail(v->mark, v->path, "must be at least 16 characters");
+    t.secret = std::move(s);
+  }
 }
 
 config read_config(const YAML::Node& root, const std::string& name) {
@@ -625,12 +643,13 @@ config read_config(const YAML::Node& root, const std::string& name) {
   if (!root.IsNull() && !root.IsMap())
     fail(top_mark, "", "the file must be a YAML map of settings (key: value)");
   map_view m(value_ref{root, top_mark, ""},
-             {"data_dir", "kafka", "http", "plugins_dir", "carriers", "carriers_multi",
+             {"data_dir", "kafka", "http", "tracking", "plugins_dir", "carriers", "carriers_multi",
               "default_order", "retry", "limits", "shutdown", "storage", "log"});
 
   if (const value_ref* v = m.find("data_dir")) cfg.data_dir = as_nonempty_string(*v);
   if (const value_ref* v = m.find("kafka")) read_kafka(*v, cfg.kafka);
   if (const value_ref* v = m.find("http")) read_http(*v, cfg.http);
+  if (const value_ref* v = m.find("tracking")) read_tracking(*v, cfg.tracking);
   if (const value_ref* v = m.find("plugins_dir"))
     cfg.plugins_dir = v->node.IsNull() ? "" : as_string(*v);
   const value_ref* carriers = m.find("carriers");
@@ -657,8 +676,9 @@ config read_config(const YAML::Node& root, const std::string& name) {
     if (const value_ref* d = s.find("drain_timeout")) cfg.drain_timeout = as_duration(*d);
   }
   if (const value_ref* v = m.find("storage")) {
-    map_view s(*v, {"sync"});
+    map_view s(*v, {"sync", "send_retention"});
     if (const value_ref* b = s.find("sync")) cfg.sync_writes = as_bool(*b);
+    if (const value_ref* r = s.find("send_retention")) cfg.send_retention = as_duration(*r);
   }
   if (const value_ref* v = m.find("log")) {
     map_view s(*v, {"level"});

@@ -35,7 +35,17 @@ struct kafka_config {
 };
 
 struct http_config {
-  std::string listen = "127.0.0.1:8080";
+  std::string listen = "127.0.0.1:8080";  // port 0: any free port (written to <data_dir>/http.address)
+};
+
+// Open and click tracking (relay's /t/o and /t/c URLs in messages).
+struct tracking_config {
+  // Where recipients reach relay's HTTP server, e.g. https://t.acme.example.
+  // Empty: http://<the address relayd listens on>.
+  std::string base_url;
+  // HMAC key of the tracking tokens. Empty here: the environment variable
+  // RELAY_TRACKING_SECRET, else a random key kept in <data_dir>/tracking.secret.
+  std::string secret;
 };
 
 // One (carrier, channel) connector: a plug-in instance and its settings.
@@ -65,6 +75,9 @@ struct limits_config {
   size_t connector_queue = 20000;          // in-flight messages per connector
   size_t pending_jobs_per_partition = 2000;  // accepted, not yet fanned out; above: pause the partition
   size_t fanout_chunk = 1024;              // recipients per durable fan-out checkpoint
+  // A chunk that waited this long for a connector's room sends that
+  // connector's recipients to its outbox instead (a slow or down carrier).
+  std::chrono::milliseconds outbox_after{1000};
 };
 
 struct config {
@@ -72,6 +85,7 @@ struct config {
   std::string data_dir = "var";
   kafka_config kafka;
   http_config http;
+  tracking_config tracking;
   std::string plugins_dir;  // empty: beside relayd (build tree) or ../lib/relay/plugins
   std::vector<carrier_config> carriers;
   multi_carrier carriers_multi = multi_carrier::primary;  // `carriers_multi: primary | all`
@@ -80,6 +94,7 @@ struct config {
   limits_config limits;
   std::chrono::milliseconds drain_timeout{10000};  // shutdown.drain_timeout
   bool sync_writes = false;                         // storage.sync
+  std::chrono::milliseconds send_retention{std::chrono::hours(24 * 30)};  // storage.send_retention
   std::string log_level = "info";                   // log.level
 };
 

@@ -90,6 +90,7 @@ struct connector::impl {
     message_id id{};
     std::string user_id;
     std::string address;
+    std::string content;  // per-message content; empty: the job's
   };
 
   // Written on the plug-in's thread, read on the core thread after the swap.
@@ -276,7 +277,7 @@ struct connector::impl {
     m.carrier_id = to_relay(carrier_id);
     m.channel = to_relay(to_string(ch));
     m.address = to_relay(sl.address);
-    m.content_json = to_relay(job.content_json);
+    m.content_json = to_relay(sl.content.empty() ? job.content_json : sl.content);
     // The plug-in may call callback_submit_done before this returns; that
     // only queues, so no state here changes under our feet.
     library->table().on_submit(instance, make_submit_id(index, sl.generation), &m);
@@ -531,6 +532,7 @@ void connector::submit(const outbound_message& message) {
   sl.id = message.id;
   sl.user_id.assign(message.user_id);  // reuses the slot's capacity
   sl.address.assign(message.address);
+  sl.content.assign(message.content_json);
   s.submit_slot(index);
 }
 

@@ -43,6 +43,7 @@ struct outbound_message {
   message_id id{};
   std::string_view user_id;  // copied by submit()
   std::string_view address;  // copied by submit()
+  std::string_view content_json;  // this message's own content (tracked links); empty: the job's. Copied by submit()
   uint64_t token = 0;        // the caller's id for this message, returned in its outcome
   uint32_t flags = 0;        // RELAY_MESSAGE_* (MAY_BE_DUPLICATE on resumed work)
 };

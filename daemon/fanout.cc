@@ -1,49 +1,87 @@
 #include "daemon/fanout.h"
 
+#include <rocksdb/iterator.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
+#include "daemon/tracked_content.h"
 #include "routing/counters.h"
 #include "routing/message_id.h"
+#include "routing/outbox.h"
 
 namespace relay {
 namespace {
 
 constexpr uint16_t kNoRoute = 0xffff;
+constexpr uint16_t kSkipped = 0xfffe;  // the recipient waits in an outbox instead
 
 uint64_t make_token(uint32_t slot, uint32_t index) { return (uint64_t{slot} << 32) | index; }
 uint32_t token_slot(uint64_t token) { return static_cast<uint32_t>(token >> 32); }
 uint32_t token_index(uint64_t token) { return static_cast<uint32_t>(token); }
 
-std::string_view event_type_name(relay_event_type t) {
-  switch (t) {
-    case RELAY_EVENT_DELIVERED: return "delivered";
-    case RELAY_EVENT_OPENED: return "opened";
-    case RELAY_EVENT_CLICKED: return "clicked";
-    case RELAY_EVENT_FAILED: return "failed";
-    case RELAY_EVENT_INBOUND: return "inbound";
-  }
-  return "unknown";
+int64_t unix_ms(sys_time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
 }  // namespace
 
-fanout::fanout(store& db, const config& cfg, event_publisher& events, const clock& clk)
-    : db_(db), config_(cfg), events_(events), clock_(clk), directory_(db) {
+fanout::fanout(store& db, const config& cfg, event_publisher& events, delivery_events& delivery,
+               const clock& clk)
+    : db_(db), config_(cfg), events_(events), delivery_(delivery), clock_(clk), directory_(db) {
   for (const auto& c : cfg.carriers) carrier_ids_.push_back(c.id);
-}
-
-void fanout::attach(std::vector<connector*> connectors) {
-  connectors_ = std::move(connectors);
-  demand_.assign(connectors_.size(), 0);
 }
 
 fanout::~fanout() = default;
 
+result<void> fanout::attach(std::vector<connector*> connectors) {
+  connectors_ = std::move(connectors);
+  room_.assign(connectors_.size(), 0);
+  outbox_.clear();
+  outbox_.resize(connectors_.size());
+  outbox_status_.assign(connectors_.size(), {});
+  for (size_t k = 0; k < connectors_.size(); ++k) {
+    outbox_[k].prefix = outbox_prefix(carrier_ids_[k / kChannelCount], static_cast<channel>(k % kChannelCount));
+  }
+  auto depths = scan_outboxes(db_, [this](uint64_t seq) { ++queued_at_start_[seq]; });
+  if (!depths) return depths.err();
+  for (const outbox_depth& d : *depths) {
+    const auto carrier = std::find(carrier_ids_.begin(), carrier_ids_.end(), d.carrier_id);
+    const size_t k = static_cast<size_t>(carrier - carrier_ids_.begin()) * kChannelCount +
+                     static_cast<size_t>(d.ch);
+    if (carrier == carrier_ids_.end() || connectors_[k] == nullptr) {
+      spdlog::warn("outbox of {}/{} holds {} recipients, but no such connector is configured; "
+                   "they wait until it is",
+                   d.carrier_id, to_string(d.ch), d.entries);
+      continue;
+    }
+    outbox_status_[k].depth = d.entries;
+    outbox_[k].recorded_before_start = d.last_key;
+    spdlog::info("{}: {} recipients wait in its outbox from before the restart", connectors_[k]->name(),
+                 d.entries);
+  }
+  return {};
+}
+
+void fanout::set_tracking(const tracking_signer* signer, std::string base_url) {
+  signer_ = signer;
+  tracking_base_ = std::move(base_url);
+}
+
 const active_job* fanout::find(std::string_view job_id) const {
   auto it = jobs_.find(std::string(job_id));
   return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+bool fanout::has_startable_work() const {
+  if (!plan_queue_.empty()) return true;
+  for (size_t k = 0; k < connectors_.size(); ++k) {
+    if (connectors_[k] != nullptr && outbox_status_[k].depth > outbox_status_[k].in_flight &&
+        !connectors_[k]->full()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void fanout::add_job(std::unique_ptr<active_job> job) {
@@ -52,12 +90,18 @@ void fanout::add_job(std::unique_ptr<active_job> job) {
   j.context.company_id = j.spec.company_id;
   j.context.service_id = j.spec.service_id;
   j.context.content_json = j.spec.content_json;
+  j.tracked = !j.spec.link.empty() || !j.spec.html.empty();
+  if (auto q = queued_at_start_.find(j.seq); q != queued_at_start_.end()) {
+    j.queued = q->second;
+    queued_at_start_.erase(q);
+  }
+  jobs_by_seq_[j.seq] = &j;
   jobs_.emplace(j.job_id, std::move(job));
   update_handed(j);
   if (!j.handed_all) {
     plan_queue_.push_back(&j);
-  } else if (j.open_chunks == 0) {
-    finish_job(j);
+  } else {
+    maybe_finish(j);
   }
 }
 
@@ -68,7 +112,7 @@ void fanout::update_handed(active_job& job) {
   if (job.handed_all && on_handed_) on_handed_(job);
 }
 
-uint32_t fanout::allocate_chunk() {
+uint32_t fanout::allocate_chunk(active_job& job) {
   uint32_t slot;
   if (!free_chunks_.empty()) {
     slot = free_chunks_.back();
@@ -78,8 +122,10 @@ uint32_t fanout::allocate_chunk() {
     chunks_.push_back(std::make_unique<chunk>());
   }
   chunk& c = *chunks_[slot];
-  c.job = nullptr;
+  c.job = &job;
+  c.range = {};
   c.resumed = false;
+  c.drained_from = -1;
   c.outstanding_recipients = 0;
   c.users.clear();
   c.recipients.clear();
@@ -90,15 +136,28 @@ uint32_t fanout::allocate_chunk() {
   return slot;
 }
 
+void fanout::release_chunk(uint32_t slot) {
+  chunks_[slot]->job = nullptr;
+  free_chunks_.push_back(slot);
+  --chunks_in_use_;
+}
+
 std::string_view fanout::user_of(const chunk& c, uint32_t index) const {
   const recipient_state& r = c.recipients[index];
   return std::string_view(c.users).substr(r.user_offset, r.user_size);
 }
 
-void fanout::route_recipient(active_job& job, const recipient& r, uint32_t slot, uint32_t index,
-                             chunk& c) {
-  c.recipients.push_back({static_cast<uint32_t>(c.users.size()),
-                          static_cast<uint16_t>(r.user_id.size()), 0, -1, -1});
+std::string fanout::outbox_key_of(const chunk& c, uint32_t index) const {
+  return outbox_key(outbox_[c.drained_from].prefix, c.job->seq, c.recipients[index].ordinal);
+}
+
+uint16_t fanout::route_recipient(active_job& job, const recipient& r, uint32_t slot, uint32_t index) {
+  chunk& c = *chunks_[slot];
+  recipient_state state;
+  state.ordinal = r.ordinal;
+  state.user_offset = static_cast<uint32_t>(c.users.size());
+  state.user_size = static_cast<uint16_t>(r.user_id.size());
+  c.recipients.push_back(state);
   c.users.append(r.user_id);
 
   uint16_t submissions = 0;
@@ -131,21 +190,31 @@ void fanout::route_recipient(active_job& job, const recipient& r, uint32_t slot,
     }
     for (int x = from; x < to; ++x) {
       const recipient_carrier& link = r.carriers[chosen[x].link];
-      const uint16_t k = chosen[x].connector;
-      plan_.push_back({slot, index, k, ch, static_cast<uint32_t>(plan_arena_.size()),
+      plan_.push_back({slot, index, chosen[x].connector, ch, static_cast<uint32_t>(plan_arena_.size()),
                        static_cast<uint16_t>(link.address[ci].size())});
       plan_arena_.append(link.address[ci]);
-      ++demand_[k];
       ++submissions;
     }
     if (job.spec.mode != channel_mode::simultaneous) break;
   }
-  if (submissions == 0) {
-    plan_.push_back({slot, index, kNoRoute, channel::sms, 0, 0});
-  } else {
-    c.recipients.back().outstanding = submissions;
-    ++c.outstanding_recipients;
+  if (submissions == 0) plan_.push_back({slot, index, kNoRoute, channel::sms, 0, 0});
+  return submissions;
+}
+
+bool fanout::admit(size_t begin, size_t end, bool from_outbox) {
+  for (size_t i = begin; i < end; ++i) {
+    const uint16_t k = plan_[i].connector;
+    if (room_[k] == 0) return false;
+    // New recipients queue behind a connector's outbox; drained ones are its head.
+    if (!from_outbox && outbox_status_[k].depth > 0) return false;
   }
+  for (size_t i = begin; i < end; ++i) --room_[plan_[i].connector];
+  return true;
+}
+
+void fanout::start_recipient(chunk& c, uint32_t index, uint16_t messages) {
+  c.recipients[index].outstanding = messages;
+  ++c.outstanding_recipients;
 }
 
 bool fanout::plan_chunk(active_job& job, size_t& budget) {
@@ -183,25 +252,63 @@ bool fanout::plan_chunk(active_job& job, size_t& budget) {
   }
   const size_t plan_mark = plan_.size();
   const size_t arena_mark = plan_arena_.size();
-  demand_mark_ = demand_;
-  const uint32_t slot = allocate_chunk();
+  const uint32_t slot = allocate_chunk(job);
   chunk& c = *chunks_[slot];
-  c.job = &job;
   c.range = range;
   c.resumed = resumed;
+  // Each recipient's [begin, end) in plan_, and its demand on the connectors.
+  spans_.clear();
   uint32_t index = 0;
-  for (const recipient& r : *read) route_recipient(job, r, slot, index++, c);
+  for (const recipient& r : *read) {
+    const size_t begin = plan_.size();
+    const uint16_t n = route_recipient(job, r, slot, index++);
+    spans_.push_back({begin, n == 0 ? begin : plan_.size()});
+  }
 
-  for (size_t k = 0; k < connectors_.size(); ++k) {
-    if (demand_[k] == 0 || connectors_[k] == nullptr) continue;
-    if (connectors_[k]->in_flight() + demand_[k] > connectors_[k]->capacity()) {
+  // A chunk waits while a connector it needs has no room for its share —
+  // unless it has waited longer than limits.outbox_after: then that
+  // connector is slow or down, and its recipients go to its outbox.
+  demand_.assign(connectors_.size(), 0);
+  for (const auto& [begin, end] : spans_) {
+    bool behind_outbox = false;
+    for (size_t i = begin; i < end; ++i) behind_outbox |= outbox_status_[plan_[i].connector].depth > 0;
+    if (behind_outbox) continue;
+    for (size_t i = begin; i < end; ++i) ++demand_[plan_[i].connector];
+  }
+  bool fits = true;
+  for (size_t k = 0; k < connectors_.size(); ++k) fits &= demand_[k] <= room_[k];
+  const sys_time now = clock_.now();
+  if (!fits) {
+    if (job.blocked_since == sys_time{}) job.blocked_since = now;
+    if (now - job.blocked_since < config_.limits.outbox_after) {
       plan_.resize(plan_mark);
       plan_arena_.resize(arena_mark);
-      demand_ = demand_mark_;
-      free_chunks_.push_back(slot);
-      --chunks_in_use_;
-      return false;  // blocked: wait for room
+      release_chunk(slot);
+      return false;  // wait for room
     }
+  }
+  job.blocked_since = {};
+
+  std::string value;
+  for (uint32_t i = 0; i < spans_.size(); ++i) {
+    const auto [begin, end] = spans_[i];
+    if (begin == end) continue;  // no route
+    const uint16_t k = plan_[begin].connector;  // its outbox, should it wait
+    const std::string key = outbox_key(outbox_[k].prefix, job.seq, c.recipients[i].ordinal);
+    // A resumed chunk's recipient may already wait in an outbox (recorded
+    // before the restart): it stays there, and is not sent from here too.
+    const bool waiting = resumed && db_.get(cf::outbox, key, &value).ok();
+    if (!waiting && admit(begin, end, false)) {
+      start_recipient(c, i, static_cast<uint16_t>(end - begin));
+      continue;
+    }
+    for (size_t p = begin; p < end; ++p) plan_[p].connector = kSkipped;
+    if (waiting) continue;
+    pending_.Put(db_.handle(cf::outbox), key, job.job_id);
+    ++job.queued;
+    ++outbox_status_[k].depth;
+    ++stats_.recipients_queued;
+    if (!outbox_[k].cursor.empty() && key < outbox_[k].cursor) outbox_[k].rewind = true;
   }
 
   if (resumed) {
@@ -222,11 +329,131 @@ bool fanout::plan_chunk(active_job& job, size_t& budget) {
   return true;
 }
 
+size_t fanout::drain_outbox(size_t k, size_t budget) {
+  outbox_state& o = outbox_[k];
+  outbox_status& st = outbox_status_[k];
+  if (connectors_[k] == nullptr || st.depth <= st.in_flight || room_[k] == 0) return 0;
+  const size_t want = std::min({room_[k], budget, config_.limits.fanout_chunk});
+
+  // The oldest waiting recipients not already in flight, after the cursor.
+  struct entry {
+    outbox_entry e;
+    std::string key;
+  };
+  std::vector<entry> entries;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_.db().NewIterator(rocksdb::ReadOptions(), db_.handle(cf::outbox)));
+    const bool from_start = o.rewind || o.cursor.empty();
+    o.rewind = false;
+    it->Seek(from_start ? o.prefix : o.cursor);
+    if (!from_start && it->Valid() && it->key().ToStringView() == o.cursor) it->Next();
+    for (; it->Valid() && entries.size() < want; it->Next()) {
+      const std::string_view key = it->key().ToStringView();
+      if (!key.starts_with(o.prefix)) break;
+      if (o.in_flight.count(std::string(key)) != 0) continue;
+      entry x;
+      if (!parse_outbox_key(key, o.prefix.size(), x.e)) continue;
+      x.key.assign(key);
+      entries.push_back(std::move(x));
+    }
+    if (!it->status().ok()) {
+      spdlog::error("{}: reading its outbox failed: {}", connectors_[k]->name(), it->status().ToString());
+      return 0;
+    }
+    // Entries behind the cursor that are not in flight (a recipient that
+    // could not be admitted) are found by starting over next time.
+    if (entries.size() < want && !from_start && st.depth > st.in_flight + entries.size()) o.rewind = true;
+  }
+  if (entries.empty()) return 0;
+  o.cursor = entries.back().key;
+
+  size_t submitted = 0;
+  for (size_t run_begin = 0; run_begin < entries.size();) {
+    const uint64_t seq = entries[run_begin].e.job_seq;
+    size_t run_end = run_begin;
+    while (run_end < entries.size() && entries[run_end].e.job_seq == seq) ++run_end;
+    auto job_it = jobs_by_seq_.find(seq);
+    if (job_it == jobs_by_seq_.end()) {
+      // Its job is no longer active (finished or deleted by hand): nothing
+      // can be sent for it any more.
+      spdlog::warn("{}: dropping {} outbox entries of a job that is no longer active (seq {})",
+                   connectors_[k]->name(), run_end - run_begin, seq);
+      for (size_t i = run_begin; i < run_end; ++i) pending_.Delete(db_.handle(cf::outbox), entries[i].key);
+      st.depth -= run_end - run_begin;
+      run_begin = run_end;
+      continue;
+    }
+    active_job& job = *job_it->second;
+    ordinals_.clear();
+    for (size_t i = run_begin; i < run_end; ++i) ordinals_.push_back(entries[i].e.ordinal);
+    auto read = directory_.read(ordinals_);
+    if (!read) {
+      spdlog::error("{}: reading recipients failed: {}", connectors_[k]->name(), read.err().message);
+      break;
+    }
+    const uint32_t slot = allocate_chunk(job);
+    chunk& c = *chunks_[slot];
+    c.drained_from = static_cast<int32_t>(k);
+    c.resumed = entries[run_end - 1].key <= o.recorded_before_start;
+    size_t found = 0;
+    uint32_t index = 0;
+    for (size_t i = run_begin; i < run_end; ++i) {
+      const entry& x = entries[i];
+      if (found >= read->size() || (*read)[found].ordinal != x.e.ordinal) {
+        // The user was deleted while waiting: nothing to send.
+        pending_.Delete(db_.handle(cf::outbox), x.key);
+        --st.depth;
+        --job.queued;
+        continue;
+      }
+      const size_t begin = plan_.size();
+      const uint16_t n = route_recipient(job, (*read)[found++], slot, index);
+      const size_t end = n == 0 ? begin : plan_.size();
+      if (n > 0 && !admit(begin, end, true)) {
+        // Another connector this recipient needs is full: it stays queued.
+        for (size_t p = begin; p < end; ++p) plan_[p].connector = kSkipped;
+        c.recipients[index].held = true;
+        o.rewind = true;
+      } else {
+        o.in_flight.insert(x.key);
+        ++st.in_flight;
+        if (n > 0) start_recipient(c, index, n);
+        submitted += n;
+      }
+      ++index;
+    }
+    ++job.open_chunks;
+    ++stats_.chunks_started;
+    started_.push_back(slot);
+    run_begin = run_end;
+  }
+  stats_.recipients_drained += submitted;
+  return submitted;
+}
+
 size_t fanout::step(size_t budget) {
+  // Outboxes are read from the database: outcomes recorded since the last
+  // write (deleting drained entries) must be in it first.
+  const bool outbox_waiting = std::any_of(outbox_status_.begin(), outbox_status_.end(),
+                                          [](const outbox_status& o) { return o.depth > 0; });
+  if (outbox_waiting && pending_.Count() > 0) {
+    if (auto r = flush(); !r) {
+      spdlog::critical("cannot record fan-out progress: {}", r.err().message);
+      std::abort();
+    }
+  }
   plan_.clear();
   plan_arena_.clear();
   started_.clear();
-  std::fill(demand_.begin(), demand_.end(), 0);
+  for (size_t k = 0; k < connectors_.size(); ++k) {
+    room_[k] = connectors_[k] == nullptr ? 0 : connectors_[k]->capacity() - connectors_[k]->in_flight();
+  }
+
+  // Recipients waiting in outboxes go before new ones.
+  for (size_t k = 0; k < connectors_.size() && budget > 0; ++k) {
+    const size_t n = drain_outbox(k, budget);
+    budget = n >= budget ? 0 : budget - n;
+  }
 
   // Round robin: one chunk per job per round, so one broadcast cannot starve
   // a stream of single-recipient jobs.
@@ -243,7 +470,8 @@ size_t fanout::step(size_t budget) {
   }
   if (started_.empty()) return 0;
 
-  // The chunk records must be durable before any of their messages leaves.
+  // The chunk records and outbox entries must be durable before any of their
+  // messages leaves.
   if (auto r = flush(); !r) {
     spdlog::critical("cannot record fan-out progress: {}", r.err().message);
     std::abort();
@@ -251,7 +479,9 @@ size_t fanout::step(size_t budget) {
 
   size_t submitted = 0;
   outbound_message m;
+  std::string content;
   for (const planned& p : plan_) {
+    if (p.connector == kSkipped) continue;
     chunk& c = *chunks_[p.chunk_slot];
     const std::string_view user = user_of(c, p.recipient);
     if (p.connector == kNoRoute) {
@@ -267,6 +497,14 @@ size_t fanout::step(size_t budget) {
     m.address = std::string_view(plan_arena_).substr(p.address_offset, p.address_size);
     m.token = make_token(p.chunk_slot, p.recipient);
     m.flags = c.resumed ? RELAY_MESSAGE_MAY_BE_DUPLICATE : 0;
+    m.content_json = {};
+    if (signer_ != nullptr && c.job->tracked) {
+      // Each message carries its own signed links and pixel.
+      if (auto tracked = tracked_content(c.job->spec.content_json, m.id, tracking_base_, *signer_)) {
+        content = std::move(*tracked);
+        m.content_json = content;
+      }
+    }
     connectors_[p.connector]->submit(m);
     ++submitted;
   }
@@ -280,7 +518,7 @@ size_t fanout::step(size_t budget) {
 void fanout::on_outcome(connector& conn, const connector_outcome& outcome) {
   const uint32_t slot = token_slot(outcome.token);
   const uint32_t index = token_index(outcome.token);
-  if (slot >= chunks_.size() || index >= chunks_[slot]->recipients.size()) {
+  if (slot >= chunks_.size() || chunks_[slot]->job == nullptr || index >= chunks_[slot]->recipients.size()) {
     spdlog::error("{}: outcome for unknown message token {}", conn.name(), outcome.token);
     return;
   }
@@ -289,13 +527,19 @@ void fanout::on_outcome(connector& conn, const connector_outcome& outcome) {
   const int16_t k = static_cast<int16_t>(
       std::find(connectors_.begin(), connectors_.end(), &conn) - connectors_.begin());
   r.last_connector = k;
-  if (outcome.status == RELAY_SUBMIT_ACCEPTED && r.accepted_by < 0) {
-    r.accepted_by = k;
+  if (outcome.status == RELAY_SUBMIT_ACCEPTED) {
+    const bool first = r.accepted_by < 0;
     const std::string_view user = user_of(c, index);
     const message_id id = make_message_id(c.job->job_id, user, conn.chan());
-    events_.publish({.type = "sent", .job_id = c.job->job_id, .message_id = view(id),
-                     .company_id = c.job->spec.company_id, .user_id = user,
-                     .carrier_id = conn.carrier_id(), .channel = to_string(conn.chan())});
+    const send_record record{c.job->job_id, c.job->spec.company_id, user, conn.carrier_id(), conn.chan(),
+                             unix_ms(clock_.now()), 0};
+    delivery_.record_send(pending_, view(id), record, outcome.carrier_ref, first);
+    if (first) {
+      r.accepted_by = k;
+      events_.publish({.type = "sent", .job_id = c.job->job_id, .message_id = view(id),
+                       .company_id = c.job->spec.company_id, .user_id = user,
+                       .carrier_id = conn.carrier_id(), .channel = to_string(conn.chan())});
+    }
   }
   if (--r.outstanding == 0) finish_recipient(c, index, slot, outcome.detail);
 }
@@ -328,7 +572,22 @@ void fanout::complete_chunk(uint32_t slot) {
   stats_.recipients_sent += c.sent;
   stats_.recipients_failed += c.failed;
   stats_.recipients_no_route += c.no_route;
-  pending_.Delete(db_.handle(cf::jobs), chunk_key(job.job_id, c.range.begin));
+  if (c.drained_from >= 0) {
+    // Drained recipients leave their outbox with their outcome.
+    outbox_state& o = outbox_[c.drained_from];
+    outbox_status& st = outbox_status_[c.drained_from];
+    for (uint32_t i = 0; i < c.recipients.size(); ++i) {
+      if (c.recipients[i].held) continue;
+      const std::string key = outbox_key_of(c, i);
+      pending_.Delete(db_.handle(cf::outbox), key);
+      o.in_flight.erase(key);
+      --st.in_flight;
+      --st.depth;
+      --job.queued;
+    }
+  } else {
+    pending_.Delete(db_.handle(cf::jobs), chunk_key(job.job_id, c.range.begin));
+  }
   for (size_t k = 0; k < connectors_.size(); ++k) {
     if (c.sent_by_connector[k] == 0 && c.failed_by_connector[k] == 0) continue;
     const counter_dims dims{job.spec.company_id, carrier_ids_[k / kChannelCount],
@@ -336,17 +595,16 @@ void fanout::complete_chunk(uint32_t slot) {
     counters_.add(counter_kind::sent, dims, c.sent_by_connector[k]);
     counters_.add(counter_kind::failed, dims, c.failed_by_connector[k]);
   }
-  counters_.add(counter_kind::rejected, {job.spec.company_id, {}, {}, "no_route"},
-              c.no_route);
+  counters_.add(counter_kind::rejected, {job.spec.company_id, {}, {}, "no_route"}, c.no_route);
   ++stats_.chunks_completed;
-  c.job = nullptr;
-  free_chunks_.push_back(slot);
-  --chunks_in_use_;
-  if (--job.open_chunks == 0 && job.handed_all) {
-    finish_job(job);  // writes the final progress
-  } else {
-    put_progress(job);
-  }
+  release_chunk(slot);
+  --job.open_chunks;
+  put_progress(job);
+  maybe_finish(job);
+}
+
+void fanout::maybe_finish(active_job& job) {
+  if (job.open_chunks == 0 && job.handed_all && job.queued == 0) finish_job(job);
 }
 
 void fanout::put_progress(const active_job& job) {
@@ -360,6 +618,7 @@ void fanout::finish_job(active_job& job) {
   pending_.Delete(db_.handle(cf::jobs), job_key(job.job_id, 't'));
   pending_.Delete(db_.handle(cf::meta), active_key(job.seq));
   ++stats_.jobs_finished;
+  jobs_by_seq_.erase(job.seq);
   jobs_.erase(job.job_id);  // `job` is gone after this line
 }
 
@@ -371,18 +630,6 @@ result<void> fanout::flush() {
   return r;
 }
 
-void fanout::on_event(connector& conn, const plugin_event& e) {
-  const std::string_view type = event_type_name(e.type);
-  events_.publish({.type = type, .message_id = e.message_id, .carrier_id = conn.carrier_id(),
-                   .channel = to_string(conn.chan()), .reason = e.reason, .at_unix_ms = e.at_unix_ms});
-  counter_kind kind;
-  switch (e.type) {
-    case RELAY_EVENT_DELIVERED: kind = counter_kind::delivered; break;
-    case RELAY_EVENT_OPENED: kind = counter_kind::opened; break;
-    case RELAY_EVENT_CLICKED: kind = counter_kind::clicked; break;
-    default: return;
-  }
-  counters_.add(kind, {{}, conn.carrier_id(), to_string(conn.chan()), {}}, 1);
-}
+void fanout::on_event(connector& conn, const plugin_event& e) { delivery_.add(conn.carrier_id(), conn.chan(), e); }
 
 }  // namespace relay

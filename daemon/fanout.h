@@ -11,10 +11,16 @@
 // same deterministic message ids, so the carrier (or file_sink) drops what it
 // already has; everything past the cursor is sent normally.
 //
-// A chunk is started only when every connector it needs has room for all of
-// its messages, so the in-flight window bounds memory; jobs that cannot
-// start wait, and the service pauses their Kafka partitions (see
-// pending_jobs()).
+// Carriers never hold each other up: a recipient whose connector has no room
+// (slow, throttling or down carrier) is written to that connector's outbox
+// (routing/outbox.h) in the chunk's batch, and the rest of the chunk goes
+// out. Each outbox drains, oldest first, as its connector frees up; a
+// recipient drained from it is accounted like any chunk's. In-flight windows
+// bound memory; the outboxes are on disk. While a connector has an outbox,
+// new recipients for it queue behind it.
+//
+// Accepted messages are recorded in the send log (delivery_events) with
+// their outcome, so later receipts, opens and clicks find their job.
 //
 // @locality: core thread only.
 
@@ -27,16 +33,19 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "daemon/config.h"
 #include "daemon/connector.h"
+#include "daemon/delivery_events.h"
 #include "daemon/event_publisher.h"
 #include "routing/directory.h"
 #include "routing/job.h"
 #include "routing/counters.h"
 #include "routing/job_store.h"
 #include "routing/store.h"
+#include "routing/tracking_token.h"
 
 namespace relay {
 
@@ -50,7 +59,10 @@ struct active_job {
   int32_t partition = -1;
   std::deque<chunk_range> resume_chunks;   // recorded before a restart; re-submitted first
   uint32_t open_chunks = 0;                // started and not yet complete
-  bool handed_all = false;                 // every recipient is in a started chunk
+  uint64_t queued = 0;                     // recipients waiting in connector outboxes
+  bool handed_all = false;                 // every recipient is in a started chunk or an outbox
+  sys_time blocked_since{};                // waiting for connector room since (zero: not waiting)
+  bool tracked = false;                    // content has a link or html to track
 };
 
 struct fanout_stats {
@@ -60,17 +72,32 @@ struct fanout_stats {
   uint64_t recipients_sent = 0;
   uint64_t recipients_failed = 0;
   uint64_t recipients_no_route = 0;
+  uint64_t recipients_queued = 0;   // written to a connector's outbox
+  uint64_t recipients_drained = 0;  // taken from an outbox and submitted
   uint64_t jobs_finished = 0;
+};
+
+// One connector's outbox as the fan-out tracks it.
+struct outbox_status {
+  uint64_t depth = 0;      // recipients waiting (in flight from the outbox included)
+  uint64_t in_flight = 0;  // drained, outcome pending
 };
 
 class fanout final : public connector_listener {
  public:
-  fanout(store& db, const config& cfg, event_publisher& events, const clock& clk);
+  fanout(store& db, const config& cfg, event_publisher& events, delivery_events& delivery,
+         const clock& clk);
 
   // The connectors, indexed by carrier (config order) * kChannelCount +
   // channel; null where that carrier has no such channel. Set once, before
   // the first job (the connectors need the fan-out as their listener first).
-  void attach(std::vector<connector*> connectors);
+  // Reads the outboxes left by a previous run; jobs resumed afterwards get
+  // their queued counts from it.
+  result<void> attach(std::vector<connector*> connectors);
+
+  // Links and the open pixel are rewritten to relay's tracking URLs
+  // (`base_url`/t/c/…, /t/o/…) signed by `signer`. Null: no tracking.
+  void set_tracking(const tracking_signer* signer, std::string base_url);
   ~fanout() override;
 
   // Takes an accepted (or resumed) job.
@@ -88,10 +115,12 @@ class fanout final : public connector_listener {
   // no longer waits for carrier capacity (its partition's backlog shrinks).
   void on_job_handed(std::function<void(const active_job&)> fn) { on_handed_ = std::move(fn); }
 
-  bool has_startable_work() const { return !plan_queue_.empty(); }
+  bool has_startable_work() const;
   size_t active_jobs() const { return jobs_.size(); }
   size_t in_flight_chunks() const { return chunks_in_use_; }
   const fanout_stats& stats() const { return stats_; }
+  // By connector index (see attach).
+  const std::vector<outbox_status>& outboxes() const { return outbox_status_; }
   const active_job* find(std::string_view job_id) const;
 
   // connector_listener
@@ -100,16 +129,19 @@ class fanout final : public connector_listener {
 
  private:
   struct recipient_state {
+    uint32_t ordinal = 0;
     uint32_t user_offset = 0;  // into chunk::users
     uint16_t user_size = 0;
     uint16_t outstanding = 0;   // submissions without an outcome
     int16_t accepted_by = -1;   // connector index of the first acceptance
     int16_t last_connector = -1;
+    bool held = false;          // drained but not admitted: stays in its outbox
   };
   struct chunk {
     active_job* job = nullptr;
     chunk_range range;
     bool resumed = false;
+    int32_t drained_from = -1;  // connector index of the outbox it came from; -1: a job chunk
     uint32_t outstanding_recipients = 0;
     std::string users;  // user ids of the chunk's recipients, back to back
     std::vector<recipient_state> recipients;
@@ -119,32 +151,55 @@ class fanout final : public connector_listener {
   struct planned {
     uint32_t chunk_slot;
     uint32_t recipient;
-    uint16_t connector;
+    uint16_t connector;  // or kNoRoute / kSkipped
     channel ch;
     uint32_t address_offset;  // into plan_arena_
     uint16_t address_size;
   };
+  struct outbox_state {
+    std::string prefix;                         // outbox_prefix(carrier, channel)
+    std::string cursor;                         // last key drained; the next drain starts after it
+    bool rewind = false;                        // a key before the cursor was added
+    std::string recorded_before_start;          // greatest key found at start-up
+    std::unordered_set<std::string> in_flight;  // drained keys whose outcome is pending
+  };
 
   bool plan_chunk(active_job& job, size_t& budget);
-  void route_recipient(active_job& job, const recipient& r, uint32_t chunk_slot, uint32_t index,
-                       chunk& c);
-  uint32_t allocate_chunk();
+  size_t drain_outbox(size_t k, size_t budget);
+  // Appends the plan of one recipient; returns how many messages it needs
+  // (0: no route, recorded as such).
+  uint16_t route_recipient(active_job& job, const recipient& r, uint32_t chunk_slot, uint32_t index);
+  // Admits the recipient's planned messages if every connector they need has
+  // room left in this step; takes the room.
+  bool admit(size_t plan_begin, size_t plan_end, bool from_outbox);
+  void start_recipient(chunk& c, uint32_t index, uint16_t messages);
+  uint32_t allocate_chunk(active_job& job);
+  void release_chunk(uint32_t slot);
+  std::string outbox_key_of(const chunk& c, uint32_t index) const;
   void finish_recipient(chunk& c, uint32_t index, uint32_t slot, std::string_view detail);
   void complete_chunk(uint32_t slot);
   void finish_job(active_job& job);
   void update_handed(active_job& job);
   void put_progress(const active_job& job);
   std::string_view user_of(const chunk& c, uint32_t index) const;
+  void maybe_finish(active_job& job);
 
   store& db_;
   const config& config_;
   std::vector<connector*> connectors_;
   std::vector<std::string> carrier_ids_;  // carrier index -> id
   event_publisher& events_;
+  delivery_events& delivery_;
   const clock& clock_;
   directory_reader directory_;
+  const tracking_signer* signer_ = nullptr;
+  std::string tracking_base_;
 
   std::unordered_map<std::string, std::unique_ptr<active_job>> jobs_;
+  std::unordered_map<uint64_t, active_job*> jobs_by_seq_;
+  std::unordered_map<uint64_t, uint64_t> queued_at_start_;  // job seq -> outbox entries found by attach()
+  std::vector<outbox_state> outbox_;          // by connector index
+  std::vector<outbox_status> outbox_status_;  // by connector index
   std::deque<active_job*> plan_queue_;  // jobs with recipients not yet in a chunk
 
   std::vector<std::unique_ptr<chunk>> chunks_;
@@ -154,8 +209,9 @@ class fanout final : public connector_listener {
   // Per step: the messages planned, their addresses, per-connector demand.
   std::vector<planned> plan_;
   std::string plan_arena_;
-  std::vector<uint32_t> demand_;
-  std::vector<uint32_t> demand_mark_;
+  std::vector<size_t> room_;        // per connector: messages it can still take in this step
+  std::vector<size_t> demand_;      // per connector: messages of the chunk being planned
+  std::vector<std::pair<size_t, size_t>> spans_;  // per recipient of that chunk: its [begin, end) in plan_
   std::vector<uint32_t> started_;  // chunk slots started in this step
   std::vector<uint32_t> ordinals_;
 

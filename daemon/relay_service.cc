@@ -8,8 +8,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <random>
 
+#include "daemon/http_routes.h"
+#include "daemon/tracking_secret.h"
 #include "routing/job_store.h"
 
 namespace relay {
@@ -39,6 +43,7 @@ result<void> relay_service::start() {
 
   store_options so;
   so.sync_writes = config_.sync_writes;
+  so.send_retention = config_.send_retention;
   auto db = store::open(config_.data_dir + "/db", so);
   if (!db) return db.err();
   db_ = std::move(*db);
@@ -75,7 +80,8 @@ result<void> relay_service::start() {
 
   plugins_ = std::make_unique<plugin_loader>(
       config_.plugins_dir.empty() ? default_plugins_dir(exe_path_) : config_.plugins_dir);
-  fanout_ = std::make_unique<fanout>(*db_, config_, *events_, clock_);
+  delivery_ = std::make_unique<delivery_events>(*db_, *events_, clock_);
+  fanout_ = std::make_unique<fanout>(*db_, config_, *events_, *delivery_, clock_);
   connectors_.resize(config_.carriers.size() * kChannelCount);
   std::vector<connector*> attached(connectors_.size(), nullptr);
   std::random_device seed_source;
@@ -96,7 +102,8 @@ result<void> relay_service::start() {
       connectors_[c * kChannelCount + ch] = std::move(conn);
     }
   }
-  fanout_->attach(std::move(attached));
+  if (auto r = fanout_->attach(std::move(attached)); !r) return r.err();
+  if (auto r = start_http(); !r) return r.err();
 
   intake_ = std::make_unique<job_intake>(*db_, config_, *producer_, *events_, *fanout_, clock_);
   if (auto r = intake_->start(); !r) return r.err();
@@ -152,8 +159,70 @@ result<void> relay_service::start() {
                config_.carriers.size(), std::count_if(connectors_.begin(), connectors_.end(),
                                                       [](const auto& c) { return c != nullptr; }),
                config_.kafka.topics.jobs, config_.kafka.topics.registry);
+  ready_ = true;
   sd_notify(0, "READY=1");
   return {};
+}
+
+result<void> relay_service::start_http() {
+  auto secret = load_tracking_secret(config_);
+  if (!secret) return make_error(secret.err().code, "tracking: " + secret.err().message);
+  signer_ = std::make_unique<tracking_signer>(std::move(*secret));
+
+  http_routes_config routes;
+  routes.find_connector = [this](std::string_view carrier, std::string_view ch) -> connector* {
+    const auto c = parse_channel(ch);
+    if (!c) return nullptr;
+    for (size_t i = 0; i < config_.carriers.size(); ++i) {
+      if (config_.carriers[i].id == carrier) return connectors_[i * kChannelCount + static_cast<int>(*c)].get();
+    }
+    return nullptr;
+  };
+  routes.signer = signer_.get();
+  routes.on_tracking = [this](const tracking_claim& claim) {
+    // HTTP thread: hand it to the core thread.
+    const relay_event_type type = claim.kind == tracking_kind::open ? RELAY_EVENT_OPENED : RELAY_EVENT_CLICKED;
+    boost::asio::post(io_, [this, type, id = claim.id] {
+      if (stopped_) return;
+      delivery_->add_tracking(type, view(id));
+      schedule_pump();
+    });
+  };
+  routes.metrics_text = [this] { return metrics_text_from_http_thread(); };
+  routes.ready = [this] { return ready_.load(); };
+  auto server = http_server::start(config_.http.listen, make_http_routes(std::move(routes)));
+  if (!server) return make_error(server.err().code, "http.listen: " + server.err().message);
+  http_ = std::move(*server);
+
+  // The address actually bound (port 0 picks one), for tools and tests.
+  const std::string host = config_.http.listen.substr(0, config_.http.listen.rfind(':'));
+  const std::string address = host + ":" + std::to_string(http_->port());
+  {
+    std::ofstream out(std::filesystem::path(config_.data_dir) / "http.address", std::ios::trunc);
+    out << address << "\n";
+  }
+  std::string base = config_.tracking.base_url;
+  if (base.empty()) base = "http://" + (host == "0.0.0.0" || host == "[::]" ? std::string("127.0.0.1") : host) +
+                           ":" + std::to_string(http_->port());
+  fanout_->set_tracking(signer_.get(), base);
+  spdlog::info("http: listening on {}; tracking links point at {}", address, base);
+  return {};
+}
+
+std::string relay_service::metrics_text_from_http_thread() {
+  // The figures live on the core thread: ask it, and wait a bounded time.
+  auto done = std::make_shared<std::promise<std::string>>();
+  auto answer = done->get_future();
+  boost::asio::post(io_, [this, done] {
+    if (stopped_) {
+      done->set_value("");
+      return;
+    }
+    const auto families = metrics();
+    done->set_value(render_prometheus(families));
+  });
+  if (answer.wait_for(std::chrono::seconds(2)) != std::future_status::ready) return "# relayd core thread busy\n";
+  return answer.get();
 }
 
 void relay_service::wait_for_signal() {
@@ -274,6 +343,11 @@ void relay_service::pump() {
     spdlog::critical("recording outcomes failed: {}", r.err().message);
     std::abort();
   }
+  // After the fan-out's batch: receipts find the send records written with it.
+  if (auto r = delivery_->process(); !r) {
+    spdlog::critical("recording delivery events failed: {}", r.err().message);
+    std::abort();
+  }
   producer_->poll();
 
   const auto now = std::chrono::steady_clock::now();
@@ -336,6 +410,7 @@ void relay_service::apply_back_pressure() {
 
 void relay_service::begin_stop() {
   stopping_ = true;
+  ready_ = false;
   sd_notify(0, "STOPPING=1");
   size_t in_flight = 0;
   for (auto& c : connectors_) in_flight += c ? c->in_flight() : 0;
@@ -350,6 +425,8 @@ void relay_service::begin_stop() {
 void relay_service::finish_stop() {
   if (stopped_) return;
   stopped_ = true;
+  // The HTTP threads call into connectors and post to the core: first to go.
+  if (http_) http_->stop();
   if (fanout_) (void)fanout_->flush();
   if (jobs_) {
     if (auto r = jobs_->commit(); !r) spdlog::warn("committing offsets at stop: {}", r.err().message);
@@ -360,6 +437,7 @@ void relay_service::finish_stop() {
     if (c) c->stop(std::chrono::milliseconds(0));
   }
   if (fanout_) (void)fanout_->flush();  // outcomes reported while the plug-ins stopped
+  if (delivery_) (void)delivery_->process();
   if (producer_) {
     if (auto r = producer_->flush(std::chrono::seconds(5)); !r) {
       spdlog::warn("events not delivered at stop: {}", r.err().message);
@@ -369,6 +447,7 @@ void relay_service::finish_stop() {
   // Everything that reads the store goes before it closes.
   intake_.reset();
   fanout_.reset();
+  delivery_.reset();
   if (db_) db_->close();
   timer_.cancel();
   signals_.cancel();
@@ -383,11 +462,21 @@ void relay_service::log_stats() {
   const auto& out = fanout_->stats();
   spdlog::info(
       "jobs received={} accepted={} duplicate={} dead-lettered={} finished={} active={} | "
-      "recipients sent={} failed={} no_route={} | registry applied={} rejected={} | events={} dropped={}",
+      "recipients sent={} failed={} no_route={} queued={} | carrier events counted={} repeated={} "
+      "unmatched={} | registry applied={} rejected={} | events={} dropped={}",
       in.received, in.accepted, in.duplicates, in.dead_lettered, out.jobs_finished, fanout_->active_jobs(),
-      out.recipients_sent, out.recipients_failed, out.recipients_no_route,
+      out.recipients_sent, out.recipients_failed, out.recipients_no_route, out.recipients_queued,
+      delivery_ ? delivery_->stats().counted : 0, delivery_ ? delivery_->stats().repeated : 0,
+      delivery_ ? delivery_->stats().unmatched : 0,
       registry_ ? registry_->applied() : 0, registry_ ? registry_->rejected() : 0,
       events_ ? events_->published() : 0, events_ ? events_->dropped() : 0);
+  for (size_t k = 0; k < connectors_.size(); ++k) {
+    const auto& o = fanout_->outboxes()[k];
+    if (o.depth > 0) {
+      spdlog::info("{}: {} recipients wait in its outbox ({} of them in flight)", connectors_[k]->name(), o.depth,
+                   o.in_flight);
+    }
+  }
 }
 
 }  // namespace relay

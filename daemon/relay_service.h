@@ -18,6 +18,9 @@
 
 #include "daemon/config.h"
 #include "daemon/connector.h"
+#include "daemon/delivery_events.h"
+#include "daemon/http_server.h"
+#include "daemon/metrics_text.h"
 #include "daemon/event_publisher.h"
 #include "daemon/fanout.h"
 #include "daemon/job_intake.h"
@@ -26,6 +29,7 @@
 #include "daemon/registry_intake.h"
 #include "routing/clock.h"
 #include "routing/store.h"
+#include "routing/tracking_token.h"
 
 namespace relay {
 
@@ -56,6 +60,10 @@ class relay_service final : private kafka_consumer::rebalance_listener {
   void begin_stop();
   void finish_stop();
   void log_stats();
+  result<void> start_http();
+  // /metrics: built on the core thread (relay_service_metrics.cc).
+  std::vector<metric_family> metrics() const;
+  std::string metrics_text_from_http_thread();
 
   config config_;
   std::string exe_path_;
@@ -69,6 +77,10 @@ class relay_service final : private kafka_consumer::rebalance_listener {
   std::string bootstrap_;
   std::unique_ptr<kafka_producer> producer_;
   std::unique_ptr<event_publisher> events_;
+  std::unique_ptr<delivery_events> delivery_;
+  std::unique_ptr<tracking_signer> signer_;
+  std::unique_ptr<http_server> http_;
+  std::atomic<bool> ready_{false};
   std::unique_ptr<plugin_loader> plugins_;
   std::vector<std::unique_ptr<connector>> connectors_;  // carrier * kChannelCount + channel
   std::unique_ptr<fanout> fanout_;

@@ -29,6 +29,7 @@
 #include "daemon/kafka.h"
 #include "daemon/registry_intake.h"
 #include "routing/counters.h"
+#include "routing/outbox.h"
 #include "routing/duration.h"
 #include "routing/job.h"
 #include "routing/job_store.h"
@@ -63,7 +64,7 @@ int usage() {
                "  registry import FILE.jsonl|- [--wait]      produce registry records to relay.registry\n"
                "  registry import FILE.jsonl --offline       write them straight into data_dir (relayd stopped)\n"
                "  registry get USER                          one user's profile, carriers and registrations\n"
-               "  stats [--json]                             sends and rejections by company, carrier, channel\n"
+               "  stats [--json]                             sends, deliveries, opens (open rate) and rejections by company, carrier, channel\n"
                "  job JOB_ID                                 one job's state and progress\n");
   return 2;
 }
@@ -333,17 +334,17 @@ int cmd_stats(relay::config& cfg, const options& opt) {
   using relay::counter_kind;
   struct send_row { uint64_t sent = 0, failed = 0, delivered = 0, opened = 0, clicked = 0; };
   std::map<std::tuple<std::string, std::string, std::string>, send_row> sends;  // company, carrier, channel
-  std::map<std::tuple<std::string, std::string, std::string>, send_row> carrier_events;  // "", carrier, channel
   std::map<std::pair<std::string, std::string>, uint64_t> rejected;  // company, reason
   std::map<std::string, std::pair<uint64_t, uint64_t>> jobs;          // company -> accepted, duplicate
   std::map<std::string, uint64_t> dlq, registry;
   for (const auto& r : *rows) {
+    const auto key = std::make_tuple(r.company, r.carrier, r.channel);
     switch (r.kind) {
-      case counter_kind::sent: sends[{r.company, r.carrier, r.channel}].sent += r.value; break;
-      case counter_kind::failed: sends[{r.company, r.carrier, r.channel}].failed += r.value; break;
-      case counter_kind::delivered: carrier_events[{r.company, r.carrier, r.channel}].delivered += r.value; break;
-      case counter_kind::opened: carrier_events[{r.company, r.carrier, r.channel}].opened += r.value; break;
-      case counter_kind::clicked: carrier_events[{r.company, r.carrier, r.channel}].clicked += r.value; break;
+      case counter_kind::sent: sends[key].sent += r.value; break;
+      case counter_kind::failed: sends[key].failed += r.value; break;
+      case counter_kind::delivered: sends[key].delivered += r.value; break;
+      case counter_kind::opened: sends[key].opened += r.value; break;
+      case counter_kind::clicked: sends[key].clicked += r.value; break;
       case counter_kind::rejected: rejected[{r.company, r.reason}] += r.value; break;
       case counter_kind::accepted: jobs[r.company].first += r.value; break;
       case counter_kind::duplicate: jobs[r.company].second += r.value; break;
@@ -352,17 +353,23 @@ int cmd_stats(relay::config& cfg, const options& opt) {
       case counter_kind::registry_rejected: registry["rejected"] += r.value; break;
     }
   }
+  auto outboxes = relay::scan_outboxes(**db);
+  if (!outboxes) return fail(outboxes.err().message);
+  // Open rate = opens / sends, shown with the counts behind it.
+  auto open_rate = [](const send_row& v) { return v.sent == 0 ? 0.0 : double(v.opened) / double(v.sent); };
   if (opt.json) {
     nlohmann::ordered_json out;
     out["sends"] = nlohmann::ordered_json::array();
     for (const auto& [k, v] : sends) {
       out["sends"].push_back({{"company_id", std::get<0>(k)}, {"carrier_id", std::get<1>(k)},
-                              {"channel", std::get<2>(k)}, {"sent", v.sent}, {"failed", v.failed}});
+                              {"channel", std::get<2>(k)}, {"sent", v.sent}, {"failed", v.failed},
+                              {"delivered", v.delivered}, {"opened", v.opened}, {"clicked", v.clicked},
+                              {"open_rate", open_rate(v)}});
     }
-    out["carrier_events"] = nlohmann::ordered_json::array();
-    for (const auto& [k, v] : carrier_events) {
-      out["carrier_events"].push_back({{"carrier_id", std::get<1>(k)}, {"channel", std::get<2>(k)},
-                                       {"delivered", v.delivered}, {"opened", v.opened}, {"clicked", v.clicked}});
+    out["outboxes"] = nlohmann::ordered_json::array();
+    for (const auto& o : *outboxes) {
+      out["outboxes"].push_back({{"carrier_id", o.carrier_id}, {"channel", relay::to_string(o.ch)},
+                                 {"waiting", o.entries}});
     }
     out["rejected"] = nlohmann::ordered_json::array();
     for (const auto& [k, v] : rejected) {
@@ -377,22 +384,28 @@ int cmd_stats(relay::config& cfg, const options& opt) {
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-12s %-12s %-8s %10s %10s\n", "company", "carrier", "channel", "sent", "failed");
-  uint64_t total_sent = 0, total_failed = 0;
+  std::printf("%-12s %-12s %-8s %10s %10s %10s %10s %10s %9s\n", "company", "carrier", "channel", "sent",
+              "failed", "delivered", "opened", "clicked", "open rate");
+  send_row total;
+  auto print_row = [&](const std::string& company, const std::string& carrier, const std::string& ch,
+                       const send_row& v) {
+    std::printf("%-12s %-12s %-8s %10llu %10llu %10llu %10llu %10llu %8.1f%%\n", company.c_str(), carrier.c_str(),
+                ch.c_str(), (unsigned long long)v.sent, (unsigned long long)v.failed,
+                (unsigned long long)v.delivered, (unsigned long long)v.opened, (unsigned long long)v.clicked,
+                100.0 * open_rate(v));
+  };
   for (const auto& [k, v] : sends) {
-    std::printf("%-12s %-12s %-8s %10llu %10llu\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
-                std::get<2>(k).c_str(), (unsigned long long)v.sent, (unsigned long long)v.failed);
-    total_sent += v.sent;
-    total_failed += v.failed;
+    print_row(std::get<0>(k), std::get<1>(k), std::get<2>(k), v);
+    total.sent += v.sent;
+    total.failed += v.failed;
+    total.delivered += v.delivered;
+    total.opened += v.opened;
+    total.clicked += v.clicked;
   }
-  std::printf("%-12s %-12s %-8s %10llu %10llu\n", "total", "", "", (unsigned long long)total_sent,
-              (unsigned long long)total_failed);
-  if (!carrier_events.empty()) {
-    std::printf("\n%-12s %-8s %10s %10s %10s\n", "carrier", "channel", "delivered", "opened", "clicked");
-    for (const auto& [k, v] : carrier_events) {
-      std::printf("%-12s %-8s %10llu %10llu %10llu\n", std::get<1>(k).c_str(), std::get<2>(k).c_str(),
-                  (unsigned long long)v.delivered, (unsigned long long)v.opened, (unsigned long long)v.clicked);
-    }
+  print_row("total", "", "", total);
+  for (const auto& o : *outboxes) {
+    std::printf("waiting in the outbox of %s/%s: %llu\n", o.carrier_id.c_str(),
+                std::string(relay::to_string(o.ch)).c_str(), (unsigned long long)o.entries);
   }
   std::printf("\n%-12s %-16s %10s\n", "company", "rejected", "count");
   for (const auto& [k, v] : rejected) {

@@ -10,6 +10,7 @@
 
 #include "routing/counter_merge.h"
 #include "routing/postings.h"
+#include "routing/send_log.h"
 
 namespace relay {
 
@@ -33,6 +34,10 @@ std::string_view cf_name(cf c) {
       return "counters";
     case cf::meta:
       return "meta";
+    case cf::sends:
+      return "sends";
+    case cf::outbox:
+      return "outbox";
     case cf::count_:
       break;
   }
@@ -51,7 +56,8 @@ error rocks_error(std::string_view what, const rocksdb::Status& s) {
 }
 
 rocksdb::ColumnFamilyOptions cf_options(std::string_view name,
-                                        const std::shared_ptr<rocksdb::Cache>& cache) {
+                                        const std::shared_ptr<rocksdb::Cache>& cache,
+                                        const rocksdb::CompactionFilter* send_retention) {
   rocksdb::ColumnFamilyOptions o;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = cache;
@@ -64,6 +70,7 @@ rocksdb::ColumnFamilyOptions cf_options(std::string_view name,
     o.compaction_filter = posting_compaction_filter();
   }
   if (name == cf_name(cf::counters)) o.merge_operator = make_counter_merge_operator();
+  if (name == cf_name(cf::sends)) o.compaction_filter = send_retention;
   return o;
 }
 
@@ -105,9 +112,10 @@ result<std::unique_ptr<store>> store::open(const std::string& path, const store_
       names.push_back(n);
     }
   }
+  auto send_retention = std::make_unique<send_log_compaction_filter>(options.send_retention);
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(names.size());
-  for (const auto& n : names) descriptors.emplace_back(n, cf_options(n, cache));
+  for (const auto& n : names) descriptors.emplace_back(n, cf_options(n, cache, send_retention.get()));
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -119,6 +127,7 @@ result<std::unique_ptr<store>> store::open(const std::string& path, const store_
 
   std::unique_ptr<store> st(new store());
   st->db_.reset(raw);
+  st->send_retention_ = std::move(send_retention);
   st->secondary_ = options.secondary;
   st->write_options_.sync = options.sync_writes;
   st->write_options_.disableWAL = false;

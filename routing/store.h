@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,6 +27,8 @@ enum class cf : uint8_t {
   jobs,            // job_id \0 kind                 -> job record, target set, chunks (see job_store.h)
   counters,        // counter key                    -> uint64 LE (counter_merge.h merge operator)
   meta,            // name                           -> value (next ordinal, registry offsets, ...)
+  sends,           // message id / carrier ref        -> send record (see send_log.h)
+  outbox,          // carrier \0 channel \0 seq       -> a recipient waiting for its connector (see outbox.h)
   count_
 };
 inline constexpr int kColumnFamilyCount = static_cast<int>(cf::count_);
@@ -37,6 +40,7 @@ struct store_options {
   std::string secondary_dir;      // secondary's own info-log dir (required when secondary)
   bool sync_writes = false;       // fsync every write (survives machine crash, slower)
   size_t block_cache_bytes = 512u << 20;
+  std::chrono::milliseconds send_retention{std::chrono::hours(24 * 30)};  // send log records kept this long
 };
 
 class store {
@@ -70,6 +74,7 @@ class store {
   // Column families found on disk that this build does not know (a newer
   // relay made them); RocksDB requires opening them, we only close them.
   std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;
+  std::unique_ptr<rocksdb::CompactionFilter> send_retention_;  // used by the sends CF; outlives the DB
   rocksdb::WriteOptions write_options_;
   bool secondary_ = false;
 };

@@ -76,6 +76,8 @@ class relay_instance {
     std::string extra_yaml;  // appended to the config (limits, retry, ...)
     // Settings appended to every file_sink connector, e.g. "fsync: true".
     std::string sink_settings;
+    // Settings appended to one carrier's connectors, by carrier id (after sink_settings).
+    std::map<std::string, std::string> carrier_settings;
   };
 
   explicit relay_instance(const std::string& name) : relay_instance(name, options{}) {}
@@ -100,6 +102,18 @@ class relay_instance {
   }
 
   const std::string& config_path() const { return config_path_; }
+  // Change options between runs; takes effect with the next start().
+  void reconfigure(const std::function<void(options&)>& change) {
+    change(opt_);
+    write_config();
+  }
+  // The address relayd's HTTP server bound (it listens on a free port).
+  std::string http_address() const {
+    std::ifstream in(data_dir_ + "/http.address");
+    std::string line;
+    std::getline(in, line);
+    return line;
+  }
   const std::string& data_dir() const { return data_dir_; }
   std::string outbox(const std::string& carrier) const { return dir_ / ("outbox/" + carrier); }
   const kafka_topics& topics() const { return topics_; }
@@ -334,11 +348,15 @@ class relay_instance {
         << "plugins_dir: " << RELAY_BINARY_DIR << "/plugins\n"
         << "carriers_multi: " << opt_.carriers_multi << "\n"
         << "shutdown: {drain_timeout: 10s}\n"
+        << "http: {listen: \"127.0.0.1:0\"}\n"
         << "carriers:\n";
     for (const char* carrier : {"carrier-a", "carrier-b", "carrier-c"}) {
       out << "  - id: " << carrier << "\n    channels:\n";
+      auto own = opt_.carrier_settings.find(carrier);
+      const std::string carrier_extra = own == opt_.carrier_settings.end() ? "" : ", " + own->second;
       for (const char* ch : {"sms", "email"}) {
-        out << "      " << ch << ": {plugin: file_sink, dir: " << outbox(carrier) << sink_extra << "}\n";
+        out << "      " << ch << ": {plugin: file_sink, dir: " << outbox(carrier) << sink_extra
+            << carrier_extra << "}\n";
       }
     }
     out << opt_.extra_yaml;
