@@ -78,6 +78,9 @@ class relay_instance {
     std::string sink_settings;
     // Settings appended to one carrier's connectors, by carrier id (after sink_settings).
     std::map<std::string, std::string> carrier_settings;
+    // When set, the whole `carriers:` list (YAML, without the key) instead of
+    // the three file_sink carriers, e.g. to run a real carrier plug-in.
+    std::string carriers_yaml;
   };
 
   explicit relay_instance(const std::string& name) : relay_instance(name, options{}) {}
@@ -350,6 +353,10 @@ class relay_instance {
         << "shutdown: {drain_timeout: 10s}\n"
         << "http: {listen: \"127.0.0.1:0\"}\n"
         << "carriers:\n";
+    if (!opt_.carriers_yaml.empty()) {
+      out << opt_.carriers_yaml << opt_.extra_yaml;
+      return;
+    }
     for (const char* carrier : {"carrier-a", "carrier-b", "carrier-c"}) {
       out << "  - id: " << carrier << "\n    channels:\n";
       auto own = opt_.carrier_settings.find(carrier);

@@ -112,7 +112,9 @@ typedef enum relay_event_type {
 typedef struct relay_event {
   uint32_t struct_size;
   uint32_t type; /* relay_event_type */
-  relay_str message_id; /* relay's message_id, when the carrier's reference could be matched */
+  relay_str message_id; /* relay's message_id, when the plug-in knows it; may be empty if
+                           carrier_ref is set: relay then finds the message it recorded with that
+                           carrier_ref (the one the plug-in gave in callback_submit_done) */
   relay_str carrier_ref; /* the carrier's own reference, if any */
   relay_str reason;      /* short machine word for FAILED, e.g. "undeliverable" */
   relay_str detail;      /* human-readable detail; no personal data */
