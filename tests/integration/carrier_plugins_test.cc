@@ -10,7 +10,7 @@
 
 #include "tests/integration/http_client.h"
 #include "tests/integration/relay_harness.h"
-#include "tests/peer_process.h"
+#include "tests/peers/smtp_peer.h"
 
 namespace relay::test {
 namespace {
@@ -25,27 +25,12 @@ std::vector<json> of_type(const std::vector<json>& events, const std::string& ty
   return out;
 }
 
-std::vector<json> json_files(const std::string& dir, const std::string& prefix) {
-  std::vector<std::string> names;
-  for (const auto& f : std::filesystem::directory_iterator(dir)) {
-    const std::string n = f.path().filename().string();
-    if (n.starts_with(prefix) && n.ends_with(".json")) names.push_back(f.path().string());
-  }
-  std::sort(names.begin(), names.end());
-  std::vector<json> out;
-  for (const auto& n : names) out.push_back(json::parse(read_file(n)));
-  return out;
-}
-
 TEST(CarrierPlugins, email_through_smtp_carries_tracked_links_whose_opens_and_clicks_count_once) {
-  temp_dir mail;
-  peer_process smtp({"/usr/bin/python3", std::string(RELAY_SOURCE_DIR) + "/tests/peers/smtp_server.py", "--dir",
-                     mail.path(), "--pipelining"});
-  ASSERT_TRUE(smtp.ok()) << smtp.error();
+  smtp_peer smtp({"--pipelining"});
   relay_instance relay(
       "email-e2e",
       {.carriers_yaml = "  - id: carrier-a\n    channels:\n      email: {plugin: email_smtp, host: 127.0.0.1, port: " +
-                        std::to_string(smtp.port()) + ", from: news@acme.example, starttls: \"off\"}\n"});
+                        smtp.port() + ", from: news@acme.example, starttls: \"off\"}\n"});
   relay.send_registry({upsert_user("u1", "tokyo", "f", 1990, {{"carrier-a", true}}),
                        register_user("u1", "acme", "gold")});
   relay.start();
@@ -53,7 +38,7 @@ TEST(CarrierPlugins, email_through_smtp_carries_tracked_links_whose_opens_and_cl
       R"({"job_id":"mail-1","company_id":"acme","to":{"users":["u1"]},"channels":{"order":["email"]},)"
       R"("content":{"subject":"秋のお知らせ","text":"Hello","html":"<html><body><p>Hello <a href=\"https://acme.example/offer\">offer</a></p></body></html>"}})");
   ASSERT_TRUE(wait_until([&] { return relay.job_done("mail-1"); }, std::chrono::seconds(30))) << relay.log_text();
-  const auto messages = json_files(mail.path(), "msg-");
+  const auto messages = smtp.messages();
   ASSERT_EQ(messages.size(), 1u);
   const json& m = messages[0];
   EXPECT_EQ(m["rcpt_tos"][0], "u1@example.jp");

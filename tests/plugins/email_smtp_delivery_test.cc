@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/plugin_test_support.h"
+#include "tests/peers/smtp_peer.h"
 #include "tests/test_support.h"
 
 extern char** environ;
@@ -29,81 +30,6 @@ namespace relay::test {
 namespace {
 
 using json = nlohmann::json;
-
-// tests/peers/smtp_server.py as a child process on 127.0.0.1:<port>, storing
-// what it receives in its own directory. Killed by the destructor.
-class smtp_peer {
- public:
-  explicit smtp_peer(std::vector<std::string> options) {
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     std::string(RELAY_SOURCE_DIR) + "/tests/peers/smtp_server.py",
-                                     "--dir", dir_.path()};
-    argv.insert(argv.end(), options.begin(), options.end());
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    const int rc = posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) throw std::runtime_error("cannot start the SMTP peer");
-    // The first stdout line is the port; wait for it with a deadline.
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{out[0], POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buf[64];
-      const ssize_t n = ::read(out[0], buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
-    }
-    ::close(out[0]);
-    port_ = std::atoi(line.c_str());
-    if (port_ <= 0) throw std::runtime_error("the SMTP peer did not print its port");
-  }
-  ~smtp_peer() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-
-  std::string port() const { return std::to_string(port_); }
-  json stats() const {
-    const std::string text = read_file(dir_ / "stats.json");
-    return text.empty() ? json::object() : json::parse(text);
-  }
-  int stat(const char* name) const { return stats().value(name, 0); }
-  // The stored messages in arrival order.
-  std::vector<json> messages() const {
-    std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("msg-", 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".json") names.push_back(n);
-    }
-    std::sort(names.begin(), names.end());
-    std::vector<json> out;
-    for (const auto& n : names) out.push_back(json::parse(read_file(dir_ / n)));
-    return out;
-  }
-  std::string raw(const json& message) const {
-    char name[32];
-    std::snprintf(name, sizeof name, "msg-%05d.eml", message["seq"].get<int>());
-    return read_file(dir_ / name);
-  }
-  bool wait_for_messages(size_t n) const {
-    return wait_until([&] { return static_cast<size_t>(stat("messages")) >= n; });
-  }
-
- private:
-  temp_dir dir_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 // A self-signed certificate for 127.0.0.1 made with the openssl CLI.
 class test_certificate {
@@ -219,7 +145,7 @@ TEST(email_smtp_delivery, many_messages_travel_over_one_connection) {
 }
 
 TEST(email_smtp_delivery, without_pipelining_commands_go_one_by_one_and_still_share_a_connection) {
-  smtp_peer peer({});
+  smtp_peer peer;
   plugin_under_test p("email_smtp");
   ASSERT_EQ(p.create(with(base_config(peer), {{"connections", "1"}})), "");
   for (int i = 0; i < 10; ++i) p.submit(email("m" + std::to_string(i)));
