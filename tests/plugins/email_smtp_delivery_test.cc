@@ -3,12 +3,7 @@
 // real sockets (STARTTLS and AUTH included), and what the server stored is
 // parsed back (python's email package, in the peer) and checked.
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -23,8 +18,6 @@
 #include "tests/plugin_test_support.h"
 #include "tests/peers/smtp_peer.h"
 #include "tests/test_support.h"
-
-extern char** environ;
 
 namespace relay::test {
 namespace {
