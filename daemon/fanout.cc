@@ -90,7 +90,9 @@ void fanout::add_job(std::unique_ptr<active_job> job) {
   j.context.company_id = j.spec.company_id;
   j.context.service_id = j.spec.service_id;
   j.context.content_json = j.spec.content_json;
-  j.tracked = !j.spec.link.empty() || !j.spec.html.empty();
+  if (signer_ != nullptr && (!j.spec.link.empty() || !j.spec.html.empty())) {
+    j.tracked = tracked_content_template::make(j.spec.content_json, tracking_base_);
+  }
   if (auto q = queued_at_start_.find(j.seq); q != queued_at_start_.end()) {
     j.queued = q->second;
     queued_at_start_.erase(q);
@@ -498,12 +500,10 @@ size_t fanout::step(size_t budget) {
     m.token = make_token(p.chunk_slot, p.recipient);
     m.flags = c.resumed ? RELAY_MESSAGE_MAY_BE_DUPLICATE : 0;
     m.content_json = {};
-    if (signer_ != nullptr && c.job->tracked) {
+    if (c.job->tracked) {
       // Each message carries its own signed links and pixel.
-      if (auto tracked = tracked_content(c.job->spec.content_json, m.id, tracking_base_, *signer_)) {
-        content = std::move(*tracked);
-        m.content_json = content;
-      }
+      c.job->tracked->render_into(m.id, *signer_, content);
+      m.content_json = content;
     }
     connectors_[p.connector]->submit(m);
     ++submitted;

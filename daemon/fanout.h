@@ -31,6 +31,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -40,6 +41,7 @@
 #include "daemon/connector.h"
 #include "daemon/delivery_events.h"
 #include "daemon/event_publisher.h"
+#include "daemon/tracked_content.h"
 #include "routing/directory.h"
 #include "routing/job.h"
 #include "routing/counters.h"
@@ -62,7 +64,9 @@ struct active_job {
   uint64_t queued = 0;                     // recipients waiting in connector outboxes
   bool handed_all = false;                 // every recipient is in a started chunk or an outbox
   sys_time blocked_since{};                // waiting for connector room since (zero: not waiting)
-  bool tracked = false;                    // content has a link or html to track
+  // The content's links and pixel, prepared once; each message signs its own
+  // tokens into it. Empty: nothing to track (or tracking off).
+  std::optional<tracked_content_template> tracked;
 };
 
 struct fanout_stats {

@@ -1,37 +1,38 @@
 #include "daemon/metrics_text.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
-#include <cstdio>
+#include <iterator>
 
 namespace relay {
 namespace {
 
-void append_escaped(std::string& out, std::string_view s, bool quote) {
-  for (char c : s) {
+void append_escaped(std::string& out, std::string_view text, bool quotes) {
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
-    } else if (quote && c == '"') {
+    } else if (c == '"' && quotes) {
       out += "\\\"";
     } else {
-      out.push_back(c);
+      out += c;
     }
   }
 }
 
 void append_value(std::string& out, double v) {
-  char buf[64];
-  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) {
-    std::snprintf(buf, sizeof buf, "%.0f", v);
-  } else if (std::isnan(v)) {
-    std::snprintf(buf, sizeof buf, "NaN");
+  if (std::isnan(v)) {
+    out += "NaN";
   } else if (std::isinf(v)) {
-    std::snprintf(buf, sizeof buf, v > 0 ? "+Inf" : "-Inf");
+    out += v > 0 ? "+Inf" : "-Inf";
+  } else if (v == std::trunc(v)) {
+    // Integral: never "1e+06". Exact for counters up to 2^53.
+    fmt::format_to(std::back_inserter(out), "{:.0f}", v == 0 ? 0.0 : v);
   } else {
-    std::snprintf(buf, sizeof buf, "%.17g", v);
+    fmt::format_to(std::back_inserter(out), "{}", v);
   }
-  out += buf;
 }
 
 }  // namespace
@@ -39,24 +40,34 @@ void append_value(std::string& out, double v) {
 std::string render_prometheus(std::span<const metric_family> families) {
   std::string out;
   for (const metric_family& f : families) {
-    out += "# HELP " + f.name + " ";
-    append_escaped(out, f.help, false);
-    out += "\n# TYPE " + f.name + " " + f.type + "\n";
+    if (!f.help.empty()) {
+      out += "# HELP ";
+      out += f.name;
+      out += ' ';
+      append_escaped(out, f.help, false);
+      out += '\n';
+    }
+    out += "# TYPE ";
+    out += f.name;
+    out += ' ';
+    out += f.type.empty() ? "untyped" : f.type;
+    out += '\n';
     for (const metric_sample& s : f.samples) {
       out += f.name;
       if (!s.labels.empty()) {
-        out.push_back('{');
+        out += '{';
         for (size_t i = 0; i < s.labels.size(); ++i) {
-          if (i > 0) out.push_back(',');
-          out += s.labels[i].first + "=\"";
+          if (i > 0) out += ',';
+          out += s.labels[i].first;
+          out += "=\"";
           append_escaped(out, s.labels[i].second, true);
-          out.push_back('"');
+          out += '"';
         }
-        out.push_back('}');
+        out += '}';
       }
-      out.push_back(' ');
+      out += ' ';
       append_value(out, s.value);
-      out.push_back('\n');
+      out += '\n';
     }
   }
   return out;

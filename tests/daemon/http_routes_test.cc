@@ -1,104 +1,528 @@
-// relay's URL space through a real http_server on 127.0.0.1 (a free port).
-
 #include "daemon/http_routes.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <limits>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/metrics_text.h"
-#include "tests/integration/http_client.h"
+#include "tests/plugin_test_support.h"
+#include "tests/test_support.h"
 
 namespace relay {
 namespace {
 
-using test::http_get;
-using test::http_request;
+namespace http = boost::beast::http;
+using namespace std::chrono_literals;
+using response = http::response<http::string_body>;
+using test::rs;
+using test::str;
+
+// A raw HTTP/1.1 client over a POSIX socket (reads bounded by SO_RCVTIMEO).
+class raw_client {
+ public:
+  explicit raw_client(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  }
+  ~raw_client() { ::close(fd_); }
+  raw_client(const raw_client&) = delete;
+  raw_client& operator=(const raw_client&) = delete;
+
+  std::optional<response> request(std::string_view method, std::string_view target,
+                                  std::string_view body = {}, std::string_view extra_headers = {}) {
+    std::string req = std::string(method) + " " + std::string(target) +
+                      " HTTP/1.1\r\nHost: relay.test\r\n" + std::string(extra_headers);
+    if (!body.empty() || method == "POST") {
+      req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    }
+    req += "\r\n";
+    req += body;
+    for (std::string_view rest = req; !rest.empty();) {
+      const ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
+      if (n <= 0) return std::nullopt;
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    http::response_parser<http::string_body> p;
+    p.eager(true);
+    if (method == "HEAD") p.skip(true);
+    for (;;) {
+      if (!buffer_.empty()) {
+        boost::beast::error_code ec;
+        const size_t n = p.put(boost::asio::buffer(buffer_.data(), buffer_.size()), ec);
+        buffer_.erase(0, n);
+        if (p.is_done()) return p.release();
+        if (ec && ec != http::error::need_more) return std::nullopt;
+        if (n > 0) continue;
+      }
+      char tmp[16384];
+      const ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(tmp, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+std::string field(const response& r, std::string_view name) {
+  auto it = r.find(boost::beast::string_view(name.data(), name.size()));
+  return it == r.end() ? std::string() : std::string(it->value());
+}
+
+message_id id_of(std::string_view hex) {
+  message_id id{};
+  std::copy(hex.begin(), hex.end(), id.begin());
+  return id;
+}
+
+// ---------------------------------------------------------------------------
+// A fake plug-in whose on_webhook records what it was given.
+
+struct seen_webhook {
+  std::string method, path, query, body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct webhook_plugin {
+  std::mutex mu;
+  std::vector<seen_webhook> seen;
+  std::atomic<int> status{204};
+};
+webhook_plugin* g_plugin = nullptr;
+
+void* wp_create(const relay_host*, const relay_kv*, size_t, char*, size_t) { return g_plugin; }
+void wp_destroy(void*) {}
+void wp_submit(void*, uint64_t, const relay_message*) {}
+int wp_webhook(void* instance, const relay_http_request* r) {
+  auto& p = *static_cast<webhook_plugin*>(instance);
+  seen_webhook s{str(r->method), str(r->path), str(r->query), str(r->body), {}};
+  for (size_t i = 0; i < r->header_count; ++i) {
+    s.headers.emplace_back(str(r->headers[i].key), str(r->headers[i].value));
+  }
+  std::lock_guard lock(p.mu);
+  p.seen.push_back(std::move(s));
+  return p.status.load();
+}
+
+const relay_plugin kWebhookTable = {RELAY_PLUGIN_ABI_VERSION,
+                                    sizeof(relay_plugin),
+                                    "webhook_fake",
+                                    "0.1",
+                                    &wp_create,
+                                    &wp_destroy,
+                                    &wp_submit,
+                                    &wp_webhook};
+const relay_plugin kNoWebhookTable = {RELAY_PLUGIN_ABI_VERSION,
+                                      sizeof(relay_plugin),
+                                      "plain_fake",
+                                      "0.1",
+                                      &wp_create,
+                                      &wp_destroy,
+                                      &wp_submit,
+                                      nullptr};
+
+class null_listener : public connector_listener {
+ public:
+  void on_outcome(connector&, const connector_outcome&) override {}
+  void on_event(connector&, const plugin_event&) override {}
+};
 
 class http_routes_test : public ::testing::Test {
  protected:
   void SetUp() override {
+    g_plugin = &plugin_;
+    hooked_ = make_connector(&kWebhookTable, "carrier-a", channel::sms);
+    plain_ = make_connector(&kNoWebhookTable, "carrier-a", channel::email);
+    ASSERT_TRUE(hooked_->start());
+    ASSERT_TRUE(plain_->start());
+  }
+  void TearDown() override {
+    server_.reset();  // stops the server before what its routes refer to
+    hooked_->stop(0ms);
+    plain_->stop(0ms);
+    g_plugin = nullptr;
+  }
+
+  std::unique_ptr<connector> make_connector(const relay_plugin* table, const std::string& carrier,
+                                            channel ch) {
+    auto lib = plugin_library::from_table_for_test(table, table->name);
+    EXPECT_TRUE(lib);
+    return std::make_unique<connector>(carrier, ch, *lib, connector_config{table->name, {}}, 4,
+                                       retry_policy{}, clock_, 1, listener_, nullptr);
+  }
+
+  // Starts the routes on 127.0.0.1:0 with the given signer (or none).
+  void serve(const tracking_signer* signer) {
     http_routes_config c;
-    c.signer = &signer_;
+    c.find_connector = [this](std::string_view carrier, std::string_view ch) -> connector* {
+      if (carrier != "carrier-a") return nullptr;
+      if (ch == "sms") return hooked_.get();
+      if (ch == "email") return plain_.get();
+      if (ch == "rcs" && unstarted_) return unstarted_.get();
+      return nullptr;
+    };
+    c.signer = signer;
     c.on_tracking = [this](const tracking_claim& claim) {
       std::lock_guard lock(mu_);
       claims_.push_back(claim);
     };
-    c.metrics_text = [] {
-      const std::vector<metric_family> f{{"relay_x_total", "X \"things\".", "counter", {{{{"carrier", "a\"b"}}, 3}}}};
-      return render_prometheus(f);
-    };
+    c.metrics_text = [] { return std::string("relay_up 1\n"); };
     c.ready = [this] { return ready_.load(); };
-    c.find_connector = [](std::string_view, std::string_view) -> connector* { return nullptr; };
+    c.stopping = [this] { return stopping_.load(); };
     auto s = http_server::start("127.0.0.1:0", make_http_routes(std::move(c)));
-    ASSERT_TRUE(s.ok()) << s.err().message;
+    ASSERT_TRUE(s) << s.err().message;
     server_ = std::move(*s);
-    address_ = "127.0.0.1:" + std::to_string(server_->port());
-  }
-  size_t claims() {
-    std::lock_guard lock(mu_);
-    return claims_.size();
   }
 
-  tracking_signer signer_{"0123456789abcdef-secret"};
-  std::atomic<bool> ready_{false};
+  std::vector<tracking_claim> claims() {
+    std::lock_guard lock(mu_);
+    return claims_;
+  }
+  std::vector<seen_webhook> seen() {
+    std::lock_guard lock(plugin_.mu);
+    return plugin_.seen;
+  }
+
+  webhook_plugin plugin_;
+  system_clock clock_;
+  null_listener listener_;
+  std::unique_ptr<connector> hooked_, plain_, unstarted_;
+  tracking_signer signer_{"http-routes-test-secret-0123456789"};
+  std::atomic<bool> ready_{false}, stopping_{false};
   std::mutex mu_;
   std::vector<tracking_claim> claims_;
   std::unique_ptr<http_server> server_;
-  std::string address_;
+  const message_id id_ = id_of("0123456789abcdef0123456789abcdef");
 };
 
-message_id an_id() {
-  message_id id;
-  id.fill('e');
-  return id;
-}
+TEST_F(http_routes_test, healthz_answers_ok_and_readyz_follows_ready_and_stopping) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  auto h = c.request("GET", "/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->result_int(), 200);
+  EXPECT_EQ(h->body(), "ok\n");
 
-TEST_F(http_routes_test, health_readiness_and_metrics) {
-  EXPECT_EQ(http_get(address_, "/healthz").status, 200);
-  EXPECT_EQ(http_get(address_, "/readyz").status, 503);
+  auto r = c.request("GET", "/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 503);
+  EXPECT_EQ(r->body(), "starting\n");
   ready_ = true;
-  EXPECT_EQ(http_get(address_, "/readyz").status, 200);
-  const auto m = http_get(address_, "/metrics");
-  EXPECT_EQ(m.status, 200);
-  EXPECT_EQ(m.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_EQ(m.body, "# HELP relay_x_total X \"things\".\n# TYPE relay_x_total counter\nrelay_x_total{carrier=\"a\\\"b\"} 3\n");
-  EXPECT_EQ(http_get(address_, "/nothing").status, 404);
+  r = c.request("GET", "/readyz");
+  EXPECT_EQ(r->result_int(), 200);
+  EXPECT_EQ(r->body(), "ready\n");
+  ready_ = false;
+  stopping_ = true;
+  r = c.request("GET", "/readyz");
+  EXPECT_EQ(r->result_int(), 503);
+  EXPECT_EQ(r->body(), "stopping\n");
+
+  auto head = c.request("HEAD", "/healthz");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->result_int(), 200);
+  EXPECT_EQ(field(*head, "Content-Length"), "3");
 }
 
-TEST_F(http_routes_test, pixel_and_click_record_signed_tokens_only) {
-  const auto pixel = http_get(address_, "/t/o/" + signer_.open_token(an_id()));
-  EXPECT_EQ(pixel.status, 200);
-  EXPECT_EQ(pixel.headers.at("content-type"), "image/gif");
-  EXPECT_EQ(pixel.body.size(), 43u);
-  EXPECT_EQ(pixel.headers.at("cache-control"), "no-store, max-age=0");
-  const auto click = http_get(address_, "/t/c/" + signer_.click_token(an_id(), "https://a.example/?q=1"));
-  EXPECT_EQ(click.status, 302);
-  EXPECT_EQ(click.headers.at("location"), "https://a.example/?q=1");
-  EXPECT_EQ(claims(), 2u);
-
-  const tracking_signer other("another-secret-of-16+");
-  EXPECT_EQ(http_get(address_, "/t/o/" + other.open_token(an_id())).status, 404);
-  EXPECT_EQ(http_get(address_, "/t/c/" + signer_.open_token(an_id())).status, 404);  // open token as click
-  EXPECT_EQ(http_get(address_, "/t/o/" + signer_.click_token(an_id(), "https://a.example/")).status, 404);
-  EXPECT_EQ(http_get(address_, "/t/o/garbage").status, 404);
-  EXPECT_EQ(claims(), 2u);
+TEST_F(http_routes_test, metrics_serves_prometheus_text_with_its_content_type) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  auto m = c.request("GET", "/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->result_int(), 200);
+  EXPECT_EQ(field(*m, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(m->body(), "relay_up 1\n");
 }
 
-TEST_F(http_routes_test, unknown_webhooks_are_404_and_oversized_bodies_413) {
-  EXPECT_EQ(http_request(address_, "POST", "/hooks/carrier-a/rcs", "{}").status, 404);
-  EXPECT_EQ(http_request(address_, "POST", "/hooks/carrier-a/rcs", std::string(2 << 20, 'x')).status, 413);
-  EXPECT_EQ(http_get(address_, "/healthz").status, 200);  // still serving
+TEST_F(http_routes_test, unknown_paths_are_404_and_wrong_methods_405_with_allow) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  for (const char* path : {"/", "/nope", "/healthz/x", "/t/", "/t/x/abc", "/hooks", "/hooks/",
+                           "/hooks/carrier-a", "/hooks/carrier-a/", "/hooks//sms"}) {
+    auto r = c.request("GET", path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->result_int(), 404) << path;
+  }
+  auto post = c.request("POST", "/healthz", "x");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->result_int(), 405);
+  EXPECT_EQ(field(*post, "Allow"), "GET, HEAD");
+  auto del = c.request("DELETE", "/metrics");
+  EXPECT_EQ(del->result_int(), 405);
+  auto get_hook = c.request("GET", "/hooks/carrier-a/sms");
+  ASSERT_TRUE(get_hook);
+  EXPECT_EQ(get_hook->result_int(), 405);
+  EXPECT_EQ(field(*get_hook, "Allow"), "POST");
+  auto post_pixel = c.request("POST", "/t/o/" + signer_.open_token(id_), "x");
+  EXPECT_EQ(post_pixel->result_int(), 405);
+  EXPECT_TRUE(seen().empty());
+  EXPECT_TRUE(claims().empty());
 }
 
-TEST_F(http_routes_test, stop_returns_promptly_with_a_client_connected) {
-  // A client that connects and says nothing.
-  std::thread idle([&] { (void)http_request(address_, "GET", "/healthz"); });
-  server_->stop();
-  idle.join();
-  SUCCEED();
+TEST_F(http_routes_test, webhook_reaches_the_plugin_with_lower_case_headers_and_the_exact_body) {
+  serve(&signer_);
+  plugin_.status = 200;
+  raw_client c(server_->port());
+  const std::string body = std::string("{\"message\":{\"data\":\"e30=\"}}\0\xff\r\n", 33);
+  auto r = c.request("POST", "/hooks/carrier-a/sms/dlr?token=abc&x=%20", body,
+                     "X-Goog-Signature: SiGn==\r\nContent-Type: application/json\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 200);
+  const auto s = seen();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].method, "POST");
+  EXPECT_EQ(s[0].path, "/hooks/carrier-a/sms/dlr");
+  EXPECT_EQ(s[0].query, "token=abc&x=%20");
+  EXPECT_EQ(s[0].body, body);
+  using kv = std::pair<std::string, std::string>;
+  EXPECT_NE(std::find(s[0].headers.begin(), s[0].headers.end(), kv{"x-goog-signature", "SiGn=="}),
+            s[0].headers.end());
+  EXPECT_NE(
+      std::find(s[0].headers.begin(), s[0].headers.end(), kv{"content-type", "application/json"}),
+      s[0].headers.end());
+  for (const auto& [name, value] : s[0].headers) {
+    for (char ch : name) EXPECT_FALSE(ch >= 'A' && ch <= 'Z') << name;
+  }
+}
+
+TEST_F(http_routes_test, webhook_status_passes_through_from_the_plugin) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  for (int status : {200, 204, 400, 401, 409, 503}) {
+    plugin_.status = status;
+    auto r = c.request("POST", "/hooks/carrier-a/sms", "{}");
+    ASSERT_TRUE(r) << status;
+    EXPECT_EQ(r->result_int(), status);
+  }
+  plugin_.status = 42;  // nonsense from a plug-in
+  auto r = c.request("POST", "/hooks/carrier-a/sms", "{}");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 500);
+}
+
+TEST_F(http_routes_test, webhook_for_an_unknown_connector_or_a_plugin_without_hooks_is_404) {
+  unstarted_ = make_connector(&kWebhookTable, "carrier-a", channel::rcs);  // never started
+  serve(&signer_);
+  raw_client c(server_->port());
+  EXPECT_EQ(c.request("POST", "/hooks/carrier-b/sms", "{}")->result_int(), 404);
+  EXPECT_EQ(c.request("POST", "/hooks/carrier-a/fax", "{}")->result_int(), 404);
+  EXPECT_EQ(c.request("POST", "/hooks/carrier-a/email", "{}")->result_int(), 404);
+  EXPECT_EQ(c.request("POST", "/hooks/carrier-a/rcs", "{}")->result_int(), 503)
+      << "a connector that is not running answers 503 so the carrier retries";
+  EXPECT_TRUE(seen().empty());
+}
+
+TEST_F(http_routes_test, open_pixel_records_the_open_and_answers_an_uncacheable_gif) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  auto r = c.request("GET", "/t/o/" + signer_.open_token(id_));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 200);
+  EXPECT_EQ(field(*r, "Content-Type"), "image/gif");
+  EXPECT_EQ(field(*r, "Cache-Control"), "no-store, max-age=0");
+  EXPECT_EQ(r->body().size(), 43u);
+  EXPECT_EQ(r->body(), tracking_pixel_gif());
+  EXPECT_EQ(r->body().substr(0, 6), "GIF89a");
+  const auto got = claims();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, tracking_kind::open);
+  EXPECT_EQ(got[0].id, id_);
+}
+
+TEST_F(http_routes_test, click_records_the_click_and_redirects_to_the_signed_url) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  const std::string url = "https://acme.example/offer?id=7&q=日本";
+  auto r = c.request("GET", "/t/c/" + signer_.click_token(id_, url));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 302);
+  EXPECT_EQ(field(*r, "Location"), url);
+  EXPECT_EQ(field(*r, "Cache-Control"), "no-store, max-age=0");
+  const auto got = claims();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, tracking_kind::click);
+  EXPECT_EQ(got[0].id, id_);
+  EXPECT_EQ(got[0].url, url);
+}
+
+TEST_F(http_routes_test, forged_and_mutated_tokens_count_nothing) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  const std::string open = signer_.open_token(id_);
+  const std::string click = signer_.click_token(id_, "https://acme.example/");
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  int requests = 0;
+  for (const auto& [route, token] : {std::pair{std::string("/t/o/"), open}, {"/t/c/", click}}) {
+    for (size_t i = 0; i < token.size(); ++i) {
+      std::string mutated = token;
+      mutated[i] = alphabet[(alphabet.find(token[i]) + 1) % alphabet.size()];
+      auto r = c.request("GET", route + mutated);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->result_int(), 404) << route << mutated;
+      EXPECT_EQ(field(*r, "Location"), "");
+      ++requests;
+    }
+  }
+  tracking_signer forger("a-different-secret-entirely-000");
+  EXPECT_EQ(c.request("GET", "/t/o/" + forger.open_token(id_))->result_int(), 404);
+  EXPECT_EQ(
+      c.request("GET", "/t/c/" + forger.click_token(id_, "https://evil.example/"))->result_int(),
+      404);
+  EXPECT_EQ(c.request("GET", "/t/c/")->result_int(), 404);
+  EXPECT_EQ(c.request("GET", "/t/c/" + click + "/extra")->result_int(), 404);
+  EXPECT_EQ(c.request("GET", "/t/c/https%3A%2F%2Fevil.example")->result_int(), 404);
+  EXPECT_GT(requests, 80);
+  EXPECT_TRUE(claims().empty());
+}
+
+TEST_F(http_routes_test, a_token_on_the_other_route_is_404_and_counts_nothing) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  EXPECT_EQ(c.request("GET", "/t/c/" + signer_.open_token(id_))->result_int(), 404);
+  EXPECT_EQ(
+      c.request("GET", "/t/o/" + signer_.click_token(id_, "https://acme.example/"))->result_int(),
+      404);
+  EXPECT_TRUE(claims().empty());
+}
+
+TEST_F(http_routes_test, head_on_tracking_links_answers_but_counts_nothing) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  auto o = c.request("HEAD", "/t/o/" + signer_.open_token(id_));
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->result_int(), 200);
+  EXPECT_EQ(field(*o, "Content-Length"), "43");
+  auto k = c.request("HEAD", "/t/c/" + signer_.click_token(id_, "https://acme.example/"));
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->result_int(), 302);
+  EXPECT_EQ(field(*k, "Location"), "https://acme.example/");
+  EXPECT_TRUE(claims().empty()) << "link scanners probe with HEAD";
+}
+
+TEST_F(http_routes_test, signed_urls_that_could_split_headers_or_run_script_never_redirect) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  for (const std::string url : {"https://acme.example/\r\nSet-Cookie: x=1", "javascript:alert(1)",
+                                "//evil.example/", "data:text/html,hi"}) {
+    auto r = c.request("GET", "/t/c/" + signer_.click_token(id_, url));
+    ASSERT_TRUE(r) << url;
+    EXPECT_EQ(r->result_int(), 404) << url;
+    EXPECT_EQ(field(*r, "Set-Cookie"), "");
+  }
+  EXPECT_TRUE(claims().empty());
+}
+
+TEST_F(http_routes_test, without_a_signer_tracking_routes_are_404) {
+  serve(nullptr);
+  raw_client c(server_->port());
+  EXPECT_EQ(c.request("GET", "/t/o/" + signer_.open_token(id_))->result_int(), 404);
+  EXPECT_EQ(
+      c.request("GET", "/t/c/" + signer_.click_token(id_, "https://a.example/"))->result_int(),
+      404);
+  EXPECT_TRUE(claims().empty());
+}
+
+TEST_F(http_routes_test, concurrent_opens_are_each_recorded_once) {
+  serve(&signer_);
+  constexpr int kClients = 6, kEach = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      raw_client c(server_->port());
+      for (int i = 0; i < kEach; ++i) {
+        char hex[33];
+        std::snprintf(hex, sizeof(hex), "%016x%016x", t, i);
+        auto r = c.request("GET", "/t/o/" + signer_.open_token(id_of(hex)));
+        if (r && r->result_int() == 200) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kClients * kEach);
+  EXPECT_EQ(claims().size(), static_cast<size_t>(kClients * kEach));
+}
+
+// ---------------------------------------------------------------------------
+
+TEST(metrics_text, renders_families_in_the_0_0_4_text_format) {
+  const std::vector<metric_family> families = {
+      {"relay_messages_sent_total",
+       "Messages accepted by carriers.",
+       "counter",
+       {{{{"carrier", "carrier-a"}, {"channel", "sms"}}, 1234567},
+        {{{"carrier", "carrier-b"}, {"channel", "email"}}, 0}}},
+      {"relay_connector_in_flight", "", "gauge", {{{}, 3}}},
+      {"relay_ratio", "A ratio.", "gauge", {{{}, 0.25}, {{{"k", "v"}}, -1.5}}},
+  };
+  EXPECT_EQ(render_prometheus(families),
+            "# HELP relay_messages_sent_total Messages accepted by carriers.\n"
+            "# TYPE relay_messages_sent_total counter\n"
+            "relay_messages_sent_total{carrier=\"carrier-a\",channel=\"sms\"} 1234567\n"
+            "relay_messages_sent_total{carrier=\"carrier-b\",channel=\"email\"} 0\n"
+            "# TYPE relay_connector_in_flight gauge\n"
+            "relay_connector_in_flight 3\n"
+            "# HELP relay_ratio A ratio.\n"
+            "# TYPE relay_ratio gauge\n"
+            "relay_ratio 0.25\n"
+            "relay_ratio{k=\"v\"} -1.5\n");
+}
+
+TEST(metrics_text, escapes_label_values_and_help) {
+  const std::vector<metric_family> families = {{"m",
+                                                "Help with \\ and\nnewline and \"quotes\".",
+                                                "counter",
+                                                {{{{"path", "C:\\dir\n\"x\""}}, 1}}}};
+  EXPECT_EQ(render_prometheus(families),
+            "# HELP m Help with \\\\ and\\nnewline and \"quotes\".\n"
+            "# TYPE m counter\n"
+            "m{path=\"C:\\\\dir\\n\\\"x\\\"\"} 1\n");
+}
+
+TEST(metrics_text, integers_print_without_exponent_and_specials_by_name) {
+  const std::vector<metric_family> families = {
+      {"v",
+       "",
+       "gauge",
+       {{{{"i", "big"}}, 1e15},
+        {{{"i", "huge"}}, 1e20},
+        {{{"i", "neg"}}, -42},
+        {{{"i", "negzero"}}, -0.0},
+        {{{"i", "nan"}}, std::numeric_limits<double>::quiet_NaN()},
+        {{{"i", "inf"}}, std::numeric_limits<double>::infinity()},
+        {{{"i", "ninf"}}, -std::numeric_limits<double>::infinity()},
+        {{{"i", "small"}}, 1e-7}}}};
+  EXPECT_EQ(render_prometheus(families),
+            "# TYPE v gauge\n"
+            "v{i=\"big\"} 1000000000000000\n"
+            "v{i=\"huge\"} 100000000000000000000\n"
+            "v{i=\"neg\"} -42\n"
+            "v{i=\"negzero\"} 0\n"
+            "v{i=\"nan\"} NaN\n"
+            "v{i=\"inf\"} +Inf\n"
+            "v{i=\"ninf\"} -Inf\n"
+            "v{i=\"small\"} 1e-07\n");
+  EXPECT_EQ(render_prometheus({}), "");
 }
 
 }  // namespace

@@ -47,6 +47,7 @@ TEST(CarrierEvents, delivery_and_open_reports_name_their_job_and_count_once) {
   EXPECT_EQ(relay.counter_total(counter_kind::delivered), 10u);
   EXPECT_EQ(relay.counter_total(counter_kind::sent), 10u);
 
+  ASSERT_TRUE(wait_until([&] { return of_type(relay.events(), "opened").size() == 10; }));
   const auto events = relay.events();
   const auto delivered = of_type(events, "delivered");
   const auto opened = of_type(events, "opened");
@@ -115,6 +116,7 @@ TEST(CarrierEvents, tracked_open_and_click_count_once_and_forged_tokens_count_no
 
   ASSERT_TRUE(wait_until([&] { return relay.counter_total(counter_kind::clicked) == 1; }, std::chrono::seconds(10)));
   EXPECT_EQ(relay.counter_total(counter_kind::opened), 1u);
+  ASSERT_TRUE(wait_until([&] { return of_type(relay.events(), "clicked").size() == 1; }));
   const auto events = relay.events();
   ASSERT_EQ(of_type(events, "opened").size(), 1u);
   ASSERT_EQ(of_type(events, "clicked").size(), 1u);

@@ -48,6 +48,7 @@ TEST(CarrierPlugins, email_through_smtp_carries_tracked_links_whose_opens_and_cl
     if (part["content_type"] == "text/html") html = part["body"];
   }
   // The Message-ID is relay's message id, the same one the `sent` event names.
+  ASSERT_TRUE(wait_until([&] { return !of_type(relay.events(), "sent").empty(); }));  // events are asynchronous
   const auto sent = of_type(relay.events(), "sent");
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_NE(m["message_id"].get<std::string>().find(sent[0]["message_id"].get<std::string>()), std::string::npos);
@@ -65,6 +66,7 @@ TEST(CarrierPlugins, email_through_smtp_carries_tracked_links_whose_opens_and_cl
   EXPECT_EQ(click.headers.count("location") ? click.headers.at("location") : "", "https://acme.example/offer");
   ASSERT_TRUE(wait_until([&] { return relay.counter_total(counter_kind::clicked) == 1; }, std::chrono::seconds(10)));
   EXPECT_EQ(relay.counter_total(counter_kind::opened), 1u);
+  ASSERT_TRUE(wait_until([&] { return of_type(relay.events(), "clicked").size() == 1; }));
   const auto events = relay.events();
   ASSERT_EQ(of_type(events, "opened").size(), 1u);
   EXPECT_EQ(of_type(events, "opened")[0]["job_id"], "mail-1");
