@@ -1,5 +1,5 @@
 #pragma once
-// A test peer (SMSC, SMTP server, RBM server, ...) run as a child process on
+// A test peer (SMSC, SMTP server, RBM server, ...) run as a child process (found on PATH) on
 // loopback. The peer binds 127.0.0.1 port 0 and prints its port as the first
 // line of its stdout; further stdout lines can be read with a deadline and
 // commands sent on its stdin. The destructor stops it (SIGTERM, then SIGKILL)
@@ -37,7 +37,7 @@ class peer_process {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    const int rc = ::posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     ::close(in[0]);
