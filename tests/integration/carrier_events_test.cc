@@ -17,14 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> of_type(const std::vector<json>& events, const std::string& type) {
-  std::vector<json> out;
-  for (const auto& e : events) {
-    if (e["type"] == type) out.push_back(e);
-  }
-  return out;
-}
-
 // `n` users of acme, alternately on carrier-a and carrier-b.
 void load_users(relay_instance& relay, int n) {
   std::vector<std::string> records;

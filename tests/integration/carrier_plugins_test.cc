@@ -20,14 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> of_type(const std::vector<json>& events, const std::string& type) {
-  std::vector<json> out;
-  for (const auto& e : events) {
-    if (e["type"] == type) out.push_back(e);
-  }
-  return out;
-}
-
 TEST(CarrierPlugins, email_through_smtp_carries_tracked_links_whose_opens_and_clicks_count_once) {
   smtp_peer smtp({"--pipelining"});
   relay_instance relay(

@@ -381,6 +381,15 @@ class relay_instance {
   std::unique_ptr<store> secondary_;
 };
 
+// The events of one type, in order.
+inline std::vector<nlohmann::json> of_type(const std::vector<nlohmann::json>& events, const std::string& type) {
+  std::vector<nlohmann::json> out;
+  for (const auto& e : events) {
+    if (e["type"] == type) out.push_back(e);
+  }
+  return out;
+}
+
 // Registry record builders.
 inline std::string upsert_user(const std::string& user, const std::string& region, const std::string& gender,
                                int birth_year, const std::vector<std::pair<std::string, bool>>& carriers) {

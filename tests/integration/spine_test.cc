@@ -13,14 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> of_type(const std::vector<json>& events, const std::string& type) {
-  std::vector<json> out;
-  for (const auto& e : events) {
-    if (e["type"] == type) out.push_back(e);
-  }
-  return out;
-}
-
 void load_small_registry(relay_instance& relay) {
   relay.send_registry({
       upsert_user("u1", "tokyo", "f", 1996, {{"carrier-a", true}}),
