@@ -283,7 +283,7 @@ TEST_F(http_routes_test, webhook_reaches_the_plugin_with_lower_case_headers_and_
   serve(&signer_);
   plugin_.status = 200;
   raw_client c(server_->port());
-  const std::string body = std::string("{\"message\":{\"data\":\"e30=\"}}\0\xff\r\n", 33);
+  const std::string body = std::string("{\"message\":{\"data\":\"e30=\"}}\0\xff\r\n", 31);
   auto r = c.request("POST", "/hooks/carrier-a/sms/dlr?token=abc&x=%20", body,
                      "X-Goog-Signature: SiGn==\r\nContent-Type: application/json\r\n");
   ASSERT_TRUE(r);
