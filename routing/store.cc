@@ -3,6 +3,8 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/memtablerep.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
@@ -70,7 +72,14 @@ rocksdb::ColumnFamilyOptions cf_options(std::string_view name,
     o.compaction_filter = posting_compaction_filter();
   }
   if (name == cf_name(cf::counters)) o.merge_operator = make_counter_merge_operator();
-  if (name == cf_name(cf::sends)) o.compaction_filter = send_retention;
+  if (name == cf_name(cf::sends)) {
+    o.compaction_filter = send_retention;
+    // Message ids are hashes: inserted in random order, they cost a skip-list
+    // search each (a quarter of a broadcast's CPU). Hashed buckets on the id's
+    // first bytes make inserts cheap; the send log is only read by point lookups.
+    o.prefix_extractor.reset(rocksdb::NewCappedPrefixTransform(9));
+    o.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory());
+  }
   return o;
 }
 
@@ -85,6 +94,8 @@ result<std::unique_ptr<store>> store::open(const std::string& path, const store_
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = !options.secondary;
   db_options.create_missing_column_families = !options.secondary;
+  // The hash memtable of the send log needs it; relay writes from one thread anyway.
+  db_options.allow_concurrent_memtable_write = false;
   if (options.secondary) db_options.max_open_files = -1;  // required by OpenAsSecondary
 
   // Every column family on disk must be opened, including ones a newer relay
