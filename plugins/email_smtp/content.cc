@@ -1,5 +1,7 @@
 #include "plugins/email_smtp/content.h"
 
+#include "plugins/common/utf8.h"
+
 #include <cstdint>
 
 namespace relay::email_smtp {
@@ -79,44 +81,8 @@ class reader {
     }
     return true;
   }
-  static void utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-  }
-  // Length of the valid UTF-8 sequence at i_, 0 if invalid.
-  size_t utf8_length() const {
-    const auto b = [&](size_t k) { return static_cast<unsigned char>(s_[i_ + k]); };
-    const unsigned char c = b(0);
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) n = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) n = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) n = 4, cp = c & 0x07;
-    else return 0;
-    if (i_ + n > s_.size()) return 0;
-    for (size_t k = 1; k < n; ++k) {
-      if ((b(k) & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (b(k) & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    return n;
-  }
+  static void utf8(std::string& out, uint32_t cp) { relay::plugin_text::append_utf8(out, cp); }
+  size_t utf8_length() const { return relay::plugin_text::utf8_sequence(s_, i_); }
   bool string(std::string& out) {
     out.clear();
     if (!eat('"')) return false;

@@ -1,5 +1,7 @@
 #include "plugins/email_smtp/mime.h"
 
+#include "plugins/common/utf8.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -8,33 +10,15 @@
 namespace relay::email_smtp {
 namespace {
 
+using relay::plugin_text::append_utf8;
+using relay::plugin_text::utf8_sequence;
+
 constexpr size_t kHeaderLineLimit = 78;  // RFC 5322 2.1.1 "SHOULD"
 constexpr size_t kBodyLineLimit = 76;    // RFC 2045 6.7 / 6.8
 constexpr size_t kEncodedWordLimit = 75; // RFC 2047 2
 constexpr char kHex[] = "0123456789ABCDEF";
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-// Length of the valid UTF-8 sequence at s[i], 0 if it is not one.
-size_t utf8_sequence(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) n = 2, cp = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef) n = 3, cp = c & 0x0f;
-  else if (c >= 0xf0 && c <= 0xf4) n = 4, cp = c & 0x07;
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(k) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return n;
-}
 
 // Header text made safe: controls (CR and LF above all) become spaces,
 // invalid UTF-8 becomes U+FFFD.
@@ -208,24 +192,6 @@ bool iequals_prefix(std::string_view s, size_t i, std::string_view word) {
   return true;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) cp = 0xfffd;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 // Decodes the character reference at s[i] ('&') into out; false if it is not
 // one we know (the '&' is then kept literally).
@@ -254,7 +220,7 @@ bool decode_entity(std::string_view s, size_t& i, std::string& out) {
       cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(d);
       if (cp > 0x10ffff) return false;
     }
-    append_utf8(out, cp);
+    append_utf8(out, cp == 0 ? 0xfffd : cp);  // never a NUL into a header or body
     i = semi + 1;
     return true;
   }

@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "plugins/common/utf8.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -87,34 +89,7 @@ enum : uint64_t { kDrawPermanent = 1, kDrawTransient = 2, kDrawEngagement = 3 };
 // ---------------------------------------------------------------------------
 // JSON (RFC 8259), written by hand to stay dependency-free.
 
-// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-size_t utf8_sequence(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2, cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3, cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(k) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff)) {
-    return 0;
-  }
-  return n;
-}
+using relay::plugin_text::utf8_sequence;
 
 // Appends the body of a JSON string (no surrounding quotes): quote and
 // backslash escaped, control characters as \u00XX, invalid UTF-8 bytes

@@ -68,66 +68,14 @@ std::vector<char32_t> utf8_to_code_points(std::string_view s) {
   std::vector<char32_t> out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    size_t n;
     char32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 2, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 3, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 4, cp = c & 0x07;
-    } else {
-      out.push_back(0xfffd);
-      ++i;
-      continue;
-    }
-    bool ok = i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) {
-        ok = false;
-      } else {
-        cp = (cp << 6) | (cc & 0x3f);
-      }
-    }
-    if (ok && ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-               (cp >= 0xd800 && cp <= 0xdfff))) {
-      ok = false;
-    }
-    if (!ok) {
-      out.push_back(0xfffd);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += n;
+    const size_t n = relay::plugin_text::decode_utf8(s, i, cp);
+    out.push_back(n == 0 ? char32_t{0xfffd} : cp);  // an invalid byte stands for one U+FFFD
+    i += n == 0 ? 1 : n;
   }
   return out;
 }
 
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 std::optional<std::string> gsm_encode(const std::vector<char32_t>& text) {
   std::string out;

@@ -4,6 +4,7 @@
 // split into concatenated parts with a UDH; and the way back for messages
 // users send (GSM, IA5, Latin-1, UCS-2 to UTF-8, concatenation UDHs parsed).
 
+#include "plugins/common/utf8.h"
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,7 +25,7 @@ constexpr size_t kMaxParts = 255;                   // an 8-bit UDH counts at mo
 
 // UTF-8 to code points; invalid sequences become U+FFFD.
 std::vector<char32_t> utf8_to_code_points(std::string_view utf8);
-void append_utf8(std::string& out, char32_t cp);
+using relay::plugin_text::append_utf8;
 
 // The GSM 03.38 octets for `text`, or nullopt if a character is outside the
 // default alphabet and its escape table.
