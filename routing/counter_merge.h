@@ -22,4 +22,11 @@ uint64_t decode_counter(std::string_view value);
 // than failing the merge (a failed merge stops compaction of the whole DB).
 std::shared_ptr<rocksdb::MergeOperator> make_counter_merge_operator();
 
+// The `engagement` column family's merge operator: values are arrays of
+// uint64 little-endian and a Merge adds its operand element by element (the
+// shorter side counts as zeros), so one key carries several counts (sent,
+// delivered, opened, ...) and a newer relay may append counts to the array.
+// A value whose size is not a multiple of 8 counts as empty.
+std::shared_ptr<rocksdb::MergeOperator> make_counter_array_merge_operator();
+
 }  // namespace relay

@@ -40,6 +40,12 @@ std::string_view cf_name(cf c) {
       return "sends";
     case cf::outbox:
       return "outbox";
+    case cf::engagement:
+      return "engagement";
+    case cf::user_stats:
+      return "user_stats";
+    case cf::timers:
+      return "timers";
     case cf::count_:
       break;
   }
@@ -72,6 +78,7 @@ rocksdb::ColumnFamilyOptions cf_options(std::string_view name,
     o.compaction_filter = posting_compaction_filter();
   }
   if (name == cf_name(cf::counters)) o.merge_operator = make_counter_merge_operator();
+  if (name == cf_name(cf::engagement)) o.merge_operator = make_counter_array_merge_operator();
   if (name == cf_name(cf::sends)) {
     o.compaction_filter = send_retention;
     // Message ids are hashes: inserted in random order, they cost a skip-list

@@ -29,6 +29,9 @@ enum class cf : uint8_t {
   meta,            // name                           -> value (next ordinal, registry offsets, ...)
   sends,           // message id / carrier ref        -> send record (see send_log.h)
   outbox,          // carrier \0 channel \0 seq       -> a recipient waiting for its connector (see outbox.h)
+  engagement,      // time bucket + dimensions        -> counts array (engagement_cube.h; array-add merge operator)
+  user_stats,      // ordinal (4 bytes BE)           -> one user's engagement record (user_engagement.h)
+  timers,          // due time + what                 -> a durable timer (timer_store.h)
   count_
 };
 inline constexpr int kColumnFamilyCount = static_cast<int>(cf::count_);

@@ -141,6 +141,33 @@ TEST(store, counters_add_little_endian_uint64) {
   EXPECT_EQ(decode_counter(get_or_fail(*s, cf::counters, "sends")), 42u);
 }
 
+TEST(store, engagement_counts_add_element_by_element_and_survive_compaction) {
+  temp_dir dir;
+  auto s = open_store(dir.path());
+  ASSERT_TRUE(s);
+  const auto counts = [](std::initializer_list<uint64_t> v) {
+    std::string out;
+    for (uint64_t x : v) out += encode_counter(x);
+    return out;
+  };
+  rocksdb::WriteBatch b;
+  b.Merge(s->handle(cf::engagement), "row", counts({1, 0, 1}));
+  b.Merge(s->handle(cf::engagement), "row", counts({1, 1}));  // an older relay's shorter array
+  b.Merge(s->handle(cf::engagement), "row", "bad");            // malformed: counts nothing
+  ASSERT_TRUE(s->write(b).ok());
+  EXPECT_EQ(get_or_fail(*s, cf::engagement, "row"), counts({2, 1, 1}));
+
+  ASSERT_TRUE(s->db().Flush(rocksdb::FlushOptions(), s->handle(cf::engagement)).ok());
+  rocksdb::WriteBatch b2;
+  b2.Merge(s->handle(cf::engagement), "row", counts({0, 0, 0, 5}));
+  ASSERT_TRUE(s->write(b2).ok());
+  ASSERT_TRUE(
+      s->db()
+          .CompactRange(rocksdb::CompactRangeOptions(), s->handle(cf::engagement), nullptr, nullptr)
+          .ok());
+  EXPECT_EQ(get_or_fail(*s, cf::engagement, "row"), counts({2, 1, 1, 5}));
+}
+
 TEST(store, counter_merge_onto_a_put_value_adds) {
   temp_dir dir;
   auto s = open_store(dir.path());
