@@ -477,35 +477,73 @@ result<void> parse_to(const element& e, const job_limits& limits, job& out) {
   return parse_where(s[2].value, out);
 }
 
-result<void> parse_content(const element& e, const job_limits& limits, job& out) {
-  if (e.type() != element_type::OBJECT) return fail("content", "must be an object");
+// Where parse_content puts what it reads: the job's own content, or its
+// on_open follow-up's.
+struct content_fields {
+  std::string_view path;  // "content" or "on_open.content", for errors
+  std::string* json;
+  std::string* text;
+  std::string* subject;
+  std::string* html;
+  std::string* link;
+};
+
+result<void> parse_content(const element& e, const job_limits& limits, const content_fields& out) {
+  const std::string path(out.path);
+  if (e.type() != element_type::OBJECT) return fail(path, "must be an object");
   // Other members (rich cards, suggestions, ...) travel to the plug-ins in
   // content_json untouched.
   static constexpr std::array<std::string_view, 4> kNames = {"text", "subject", "html", "link"};
   std::array<slot, 4> s;
-  if (auto ok = collect(e, kNames, s, "content"); !ok) return ok.err();
-  static constexpr std::array<std::string_view, 4> kPaths = {"content.text", "content.subject",
-                                                             "content.html", "content.link"};
-  std::string* targets[4] = {&out.text, &out.subject, &out.html, &out.link};
+  if (auto ok = collect(e, kNames, s, path); !ok) return ok.err();
+  std::string* targets[4] = {out.text, out.subject, out.html, out.link};
   for (size_t i = 0; i < kNames.size(); ++i) {
     if (!s[i].present) continue;
-    auto v = read_string(s[i].value, kPaths[i]);
+    auto v = read_string(s[i].value, path + "." + std::string(kNames[i]));
     if (!v) return v.err();
     targets[i]->assign(*v);
   }
-  if (out.text.empty() && out.html.empty())
-    return fail("content", "needs a non-empty text or html");
+  if (out.text->empty() && out.html->empty()) return fail(path, "needs a non-empty text or html");
   // The link becomes a tracked redirect and a button in RCS cards: only web
   // URLs, never javascript:, data: and the like.
-  if (!out.link.empty() && !out.link.starts_with("https://") && !out.link.starts_with("http://")) {
-    return fail("content.link", "must be an http or https URL");
+  if (!out.link->empty() && !out.link->starts_with("https://") && !out.link->starts_with("http://")) {
+    return fail(path + ".link", "must be an http or https URL");
   }
-  out.content_json = simdjson::to_string(e);
-  if (out.content_json.size() > limits.max_content_bytes) {
+  *out.json = simdjson::to_string(e);
+  if (out.json->size() > limits.max_content_bytes) {
     return make_error(errc::invalid_argument,
-                      "content is " + std::to_string(out.content_json.size()) + " bytes, limit " +
+                      path + " is " + std::to_string(out.json->size()) + " bytes, limit " +
                           std::to_string(limits.max_content_bytes) + " (limits.max_content_bytes)");
   }
+  return {};
+}
+
+// "on_open": {"content": {...}, "after": "10m", "within": "7d"}
+result<void> parse_on_open(const element& e, const job_limits& limits, job& out) {
+  if (e.type() != element_type::OBJECT) return fail("on_open", "must be an object");
+  static constexpr std::array<std::string_view, 3> kNames = {"content", "after", "within"};
+  std::array<slot, 3> s;
+  if (auto ok = collect(e, kNames, s, "on_open"); !ok) return ok.err();
+  follow_up f;
+  if (!s[0].present) return fail("on_open.content", "missing");
+  if (auto ok = parse_content(s[0].value, limits,
+                              {"on_open.content", &f.content_json, &f.text, &f.subject, &f.html, &f.link});
+      !ok) {
+    return ok.err();
+  }
+  static constexpr std::array<std::string_view, 2> kPaths = {"on_open.after", "on_open.within"};
+  std::chrono::seconds* durations[2] = {&f.after, &f.within};
+  for (size_t i = 0; i < 2; ++i) {
+    if (!s[i + 1].present) continue;
+    auto text = read_string(s[i + 1].value, kPaths[i]);
+    if (!text) return text.err();
+    auto d = parse_duration(*text);
+    if (!d) return fail(kPaths[i], d.err().message);
+    if (d->count() % 1000 != 0) return fail(kPaths[i], "must be whole seconds");
+    *durations[i] = std::chrono::duration_cast<std::chrono::seconds>(*d);
+  }
+  if (f.within.count() == 0) return fail("on_open.within", "must be at least 1s");
+  out.on_open = std::move(f);
   return {};
 }
 
@@ -520,10 +558,11 @@ std::optional<channel_mode> parse_mode(std::string_view s) {
 }
 
 result<void> parse_channels(const slot& channels, job& out) {
-  std::array<slot, 3> s;
+  std::array<slot, 4> s;
   if (channels.present) {
     if (channels.value.type() != element_type::OBJECT) return fail("channels", "must be an object");
-    static constexpr std::array<std::string_view, 3> kNames = {"mode", "order", "fallback_after"};
+    static constexpr std::array<std::string_view, 4> kNames = {"mode", "order", "fallback_after",
+                                                               "max_resends"};
     if (auto ok = collect(channels.value, kNames, s, "channels"); !ok) return ok.err();
   }
 
@@ -580,6 +619,13 @@ result<void> parse_channels(const slot& channels, job& out) {
   } else if (needs_delay) {
     return fail("channels.fallback_after",
                 "required when channels.mode is " + std::string(to_string(out.mode)));
+  }
+  if (s[3].present) {
+    int64_t n = 0;
+    if (s[3].value.get(n) != simdjson::SUCCESS || n < 1 || n > 10)
+      return fail("channels.max_resends", "must be a whole number from 1 to 10");
+    if (out.mode != channel_mode::resend) return fail("channels.max_resends", "applies only to mode resend");
+    out.max_resends = static_cast<int>(n);
   }
   return {};
 }
@@ -670,11 +716,12 @@ enum top : size_t {
   k_priority,
   k_bid_id,
   k_max_price,
+  k_on_open,
   k_count
 };
 constexpr std::array<std::string_view, k_count> kTopNames = {
     "job_id",   "company_id", "service_id", "to",     "content",
-    "channels", "schedule",   "priority",   "bid_id", "max_price"};
+    "channels", "schedule",   "priority",   "bid_id", "max_price", "on_open"};
 
 result<job> parse_document(const element& root, const job_limits& limits) {
   if (root.type() != element_type::OBJECT)
@@ -711,7 +758,11 @@ result<job> parse_document(const element& root, const job_limits& limits) {
   if (auto ok = parse_to(s[k_to].value, limits, j); !ok) return ok.err();
 
   if (!s[k_content].present) return fail("content", "missing");
-  if (auto ok = parse_content(s[k_content].value, limits, j); !ok) return ok.err();
+  if (auto ok = parse_content(s[k_content].value, limits,
+                              {"content", &j.content_json, &j.text, &j.subject, &j.html, &j.link});
+      !ok) {
+    return ok.err();
+  }
 
   if (auto ok = parse_channels(s[k_channels], j); !ok) return ok.err();
 
@@ -737,6 +788,10 @@ result<job> parse_document(const element& root, const job_limits& limits) {
     auto micros = read_price_micros(s[k_max_price].value);
     if (!micros) return micros.err();
     j.max_price_micros = *micros;
+  }
+
+  if (s[k_on_open].present) {
+    if (auto ok = parse_on_open(s[k_on_open].value, limits, j); !ok) return ok.err();
   }
   return j;
 }

@@ -52,6 +52,15 @@ struct job_schedule {
   std::optional<send_window> window;
 };
 
+// Content sent after the user opened one of the job's messages (`on_open`),
+// once per user, on the channel of the opened message.
+struct follow_up {
+  std::string content_json;  // as `job::content_json`
+  std::string text, subject, html, link;
+  std::chrono::seconds after{0};                // delay after the open
+  std::chrono::seconds within{24 * 3600 * 7};   // opens later than this after the job's acceptance trigger nothing
+};
+
 struct job {
   std::string job_id;
   std::string company_id;
@@ -69,11 +78,13 @@ struct job {
   channel_mode mode = channel_mode::specified;
   std::vector<channel> order;  // empty when the job gives none: relay.yaml's default_order applies
   std::chrono::seconds fallback_after{0};
+  int max_resends = 1;  // channels.max_resends: resend mode's extra sends on the same channel (1..10)
 
   job_schedule schedule;
   std::string priority;  // "" or "exclusive" (also "normal")
   std::string bid_id;
   std::optional<int64_t> max_price_micros;
+  std::optional<follow_up> on_open;
 };
 
 struct job_limits {

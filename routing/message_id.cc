@@ -7,7 +7,7 @@
 
 namespace relay {
 
-message_id make_message_id(std::string_view job_id, std::string_view user_id, channel ch) {
+message_id make_message_id(std::string_view job_id, std::string_view user_id, channel ch, uint8_t step) {
   // Streaming over the three parts hashes exactly the bytes
   // job_id '\0' user_id '\0' channel-name, without concatenating them.
   // The '\0' separators keep ("ab","c") and ("a","bc") apart; ids never
@@ -22,6 +22,12 @@ message_id make_message_id(std::string_view job_id, std::string_view user_id, ch
   XXH3_128bits_update(&state, &kSeparator, 1);
   const std::string_view name = to_string(ch);
   XXH3_128bits_update(&state, name.data(), name.size());
+  if (step != 0) {
+    // job_id '\0' user_id '\0' channel-name '\0' step: a channel name never
+    // contains '\0', so no later step collides with step 0.
+    const char tail[2] = {kSeparator, static_cast<char>(step)};
+    XXH3_128bits_update(&state, tail, sizeof(tail));
+  }
   const XXH128_hash_t hash = XXH3_128bits_digest(&state);
 
   // The canonical (big-endian) form is xxHash's stable, documented byte order,

@@ -607,5 +607,43 @@ TEST(Job, echoed_tokens_are_sanitised_and_short) {
                    R"(..." (expected rcs, sms or email))");
 }
 
+// ---- on_open follow-ups and resends -------------------------------------------
+
+TEST(Job, on_open_carries_its_own_content_delay_and_horizon) {
+  auto r = parse_job(
+      job_json(R"(,"on_open":{"content":{"text":"Thanks!","link":"https://acme.example/next"},"after":"10m","within":"2d"})"),
+      {});
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  ASSERT_TRUE(r->on_open.has_value());
+  EXPECT_EQ(r->on_open->text, "Thanks!");
+  EXPECT_EQ(r->on_open->link, "https://acme.example/next");
+  EXPECT_EQ(r->on_open->content_json, R"({"text":"Thanks!","link":"https://acme.example/next"})");
+  EXPECT_EQ(r->on_open->after, std::chrono::minutes(10));
+  EXPECT_EQ(r->on_open->within, std::chrono::hours(48));
+  EXPECT_EQ(r->text, "Hello");  // the job's own content is untouched
+}
+
+TEST(Job, bad_on_open_is_rejected_naming_the_field) {
+  EXPECT_EQ(error_of(job_json(R"(,"on_open":{"after":"1m"})")), "on_open.content: missing");
+  EXPECT_EQ(error_of(job_json(R"(,"on_open":{"content":{"subject":"x"}})")),
+            "on_open.content: needs a non-empty text or html");
+  EXPECT_EQ(error_of(job_json(R"(,"on_open":{"content":{"text":"x","link":"javascript:x"}})")),
+            "on_open.content.link: must be an http or https URL");
+  EXPECT_EQ(error_of(job_json(R"(,"on_open":{"content":{"text":"x"},"after":"soon"})")).substr(0, 14),
+            "on_open.after:");
+  EXPECT_EQ(error_of(job_json(R"(,"on_open":"yes")")), "on_open: must be an object");
+}
+
+TEST(Job, max_resends_bounds_resend_mode) {
+  auto r = parse_job(
+      job_json(R"(,"channels":{"mode":"resend","order":["sms"],"fallback_after":"1h","max_resends":3})"), {});
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->max_resends, 3);
+  EXPECT_EQ(error_of(job_json(R"(,"channels":{"mode":"resend","fallback_after":"1h","max_resends":0})")),
+            "channels.max_resends: must be a whole number from 1 to 10");
+  EXPECT_EQ(error_of(job_json(R"(,"channels":{"mode":"fallback","fallback_after":"1h","max_resends":2})")),
+            "channels.max_resends: applies only to mode resend");
+}
+
 }  // namespace
 }  // namespace relay

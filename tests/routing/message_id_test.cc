@@ -50,5 +50,18 @@ TEST(MessageId, known_value_never_changes) {
             "d031d49becb7fdafe0cf3ee32763fce3");
 }
 
+TEST(MessageId, resends_and_follow_ups_are_messages_of_their_own) {
+  const message_id first = make_message_id("j", "u1", channel::sms);
+  EXPECT_EQ(make_message_id("j", "u1", channel::sms, 0), first);
+  EXPECT_NE(make_message_id("j", "u1", channel::sms, 1), first);
+  EXPECT_NE(make_message_id("j", "u1", channel::sms, 1), make_message_id("j", "u1", channel::sms, 2));
+  EXPECT_NE(make_message_id("j", "u1", channel::sms, kFollowUpStep), first);
+}
+
+// Checked with printf 'acme-20261124-0001\0u1\0sms\0\001' | xxhsum -H2
+TEST(MessageId, known_resend_value_never_changes) {
+  EXPECT_EQ(view(make_message_id("acme-20261124-0001", "u1", channel::sms, 1)), "c8701b1125aed9ace62a0e10a94d8b16");
+}
+
 }  // namespace
 }  // namespace relay
