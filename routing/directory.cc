@@ -8,14 +8,19 @@
 
 namespace relay {
 
-// Value layout (version 1), all strings varint-length-prefixed:
+// Value layout (version 2), all strings varint-length-prefixed:
 //   u8 version, user_id, tz, msisdn, email, u8 carrier_count,
 //   per carrier: carrier_id, u8 flags (bit 0 primary), u8 channel mask,
-//                u8 override mask, then one address per override bit (rcs, sms, email order).
+//                u8 override mask, then one address per override bit (rcs, sms, email order);
+//   then the attributes counting and channel choice use: gender,
+//   varint birth_year (0: unknown), region, occupation.
+// Version 1 (before issue 4) ends after the carriers: its users count under
+// unknown attributes until their next upsert rewrites the entry.
 // The profile's msisdn/email are stored once and shared by every carrier
 // without an override, which keeps the common entry around 60 bytes.
 namespace {
-constexpr uint8_t kDirectoryVersion = 1;
+constexpr uint8_t kDirectoryVersion = 2;
+constexpr uint8_t kDirectoryVersionWithoutAttributes = 1;
 constexpr uint8_t kPrimaryFlag = 1;
 // How far ahead (in ordinals) the reader steps with Next() before a Seek is
 // cheaper; a Seek costs a binary search per level, a Next a few comparisons.
@@ -49,6 +54,10 @@ std::string encode_directory_entry(std::string_view user_id, const profile& p,
       if (overrides & (1u << ch)) codec::put_string(out, c.address[ch]);
     }
   }
+  codec::put_string(out, p.gender);
+  codec::put_varint(out, p.birth_year && *p.birth_year > 0 ? static_cast<uint64_t>(*p.birth_year) : 0);
+  codec::put_string(out, p.region);
+  codec::put_string(out, p.occupation);
   return out;
 }
 
@@ -59,7 +68,9 @@ result<void> decode_directory_entry(std::string_view value, uint32_t ordinal, re
   codec::reader r(value);
   uint8_t version = 0;
   if (!r.byte(version)) return corrupt("empty");
-  if (version != kDirectoryVersion) return corrupt("unknown version");
+  if (version != kDirectoryVersion && version != kDirectoryVersionWithoutAttributes) {
+    return corrupt("unknown version");
+  }
   std::string_view msisdn, email;
   if (!r.string(out.user_id) || !r.string(out.tz) || !r.string(msisdn) || !r.string(email)) {
     return corrupt("truncated");
@@ -86,6 +97,15 @@ result<void> decode_directory_entry(std::string_view value, uint32_t ordinal, re
         c.address[ch] = {};
       }
     }
+  }
+  out.gender = out.region = out.occupation = {};
+  out.birth_year = 0;
+  if (version == kDirectoryVersion) {
+    uint64_t birth_year = 0;
+    if (!r.string(out.gender) || !r.varint(birth_year) || !r.string(out.region) || !r.string(out.occupation)) {
+      return corrupt("truncated attributes");
+    }
+    out.birth_year = birth_year <= 9999 ? static_cast<uint16_t>(birth_year) : 0;
   }
   if (!r.done()) return corrupt("trailing bytes");
   out.ordinal = ordinal;

@@ -34,6 +34,9 @@ struct recipient {
   uint32_t ordinal = 0;
   std::string_view user_id;
   std::string_view tz;
+  // What counting and channel choice segment by; empty / 0 when unknown.
+  std::string_view gender, region, occupation;
+  uint16_t birth_year = 0;
   uint8_t carrier_count = 0;
   recipient_carrier carriers[kMaxCarriersPerUser];
 };

@@ -50,6 +50,35 @@ TEST(directory, entry_round_trips_with_profile_addresses) {
   EXPECT_EQ(r.carriers[1].address[int(channel::email)], "u1@example.jp");
 }
 
+TEST(directory, entry_carries_the_attributes_counting_segments_by) {
+  profile p = tokyo_profile();
+  p.gender = "f";
+  p.birth_year = 1996;
+  p.region = "tokyo";
+  p.occupation = "engineer";
+  const std::string v = encode_directory_entry("u1", p, {link("carrier-a", true, kAllChannels)});
+  recipient r;
+  ASSERT_TRUE(decode_directory_entry(v, 7, r).ok());
+  EXPECT_EQ(r.gender, "f");
+  EXPECT_EQ(r.birth_year, 1996);
+  EXPECT_EQ(r.region, "tokyo");
+  EXPECT_EQ(r.occupation, "engineer");
+}
+
+TEST(directory, entries_written_before_attributes_still_decode) {
+  // A version-1 entry, as relay wrote it before issue 4: no attributes.
+  const std::string v = encode_directory_entry("u1", tokyo_profile(), {link("carrier-a", true, kAllChannels)});
+  std::string v1 = v.substr(0, v.size() - 4);  // four empty attributes: "", 0, "", ""
+  v1[0] = 1;
+  recipient r;
+  r.gender = "stale";
+  ASSERT_TRUE(decode_directory_entry(v1, 3, r).ok());
+  EXPECT_EQ(r.user_id, "u1");
+  EXPECT_EQ(r.carrier_count, 1);
+  EXPECT_EQ(r.gender, "");
+  EXPECT_EQ(r.birth_year, 0);
+}
+
 TEST(directory, carrier_address_overrides_the_profile) {
   carrier_link a = link("carrier-a", true, channel_bit(channel::sms) | channel_bit(channel::rcs));
   a.address[int(channel::sms)] = "+81800000000";
