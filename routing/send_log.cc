@@ -5,7 +5,8 @@
 
 namespace relay {
 namespace {
-constexpr uint8_t kRecordVersion = 1;
+constexpr uint8_t kRecordVersion = 2;
+constexpr uint8_t kRecordVersionWithoutDims = 1;
 }
 
 void send_key(std::string_view message_id, std::string& k) {
@@ -32,10 +33,20 @@ void encode_send(const send_record& r, std::string& v) {
   codec::put_string(v, r.company_id);
   codec::put_string(v, r.user_id);
   codec::put_string(v, r.carrier_id);
+  codec::put_varint(v, r.ordinal);
+  v.push_back(static_cast<char>(r.step));
+  codec::put_string(v, r.gender);
+  v.push_back(static_cast<char>(r.age_band));
+  codec::put_string(v, r.region);
+  codec::put_string(v, r.occupation);
+  v.push_back(static_cast<char>(r.local_hour));
+  v.push_back(static_cast<char>(r.weekday));
+  codec::put_string(v, r.choice);
 }
 
 result<send_record> decode_send(std::string_view value) {
-  if (value.size() < 11 || static_cast<uint8_t>(value[8]) != kRecordVersion ||
+  const uint8_t version = value.size() > 8 ? static_cast<uint8_t>(value[8]) : 0;
+  if (value.size() < 11 || (version != kRecordVersion && version != kRecordVersionWithoutDims) ||
       static_cast<uint8_t>(value[9]) >= kChannelCount) {
     return make_error(errc::corruption, "send record: bad header");
   }
@@ -45,9 +56,19 @@ result<send_record> decode_send(std::string_view value) {
   r.seen = static_cast<uint8_t>(value[10]);
   codec::reader in(value.substr(11));
   if (!in.string(r.job_id) || !in.string(r.company_id) || !in.string(r.user_id) ||
-      !in.string(r.carrier_id) || !in.done()) {
+      !in.string(r.carrier_id)) {
     return make_error(errc::corruption, "send record: truncated");
   }
+  if (version == kRecordVersion) {
+    uint64_t ordinal = 0;
+    if (!in.varint(ordinal) || ordinal > UINT32_MAX || !in.byte(r.step) || !in.string(r.gender) ||
+        !in.byte(r.age_band) || !in.string(r.region) || !in.string(r.occupation) || !in.byte(r.local_hour) ||
+        !in.byte(r.weekday) || !in.string(r.choice)) {
+      return make_error(errc::corruption, "send record: truncated");
+    }
+    r.ordinal = static_cast<uint32_t>(ordinal);
+  }
+  if (!in.done()) return make_error(errc::corruption, "send record: trailing bytes");
   return r;
 }
 

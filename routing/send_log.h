@@ -40,6 +40,17 @@ struct send_record {
   channel ch = channel::sms;
   int64_t sent_at_ms = 0;
   uint8_t seen = 0;  // send_seen bits
+  // Since version 2 (records written before read as unknown / zero):
+  uint32_t ordinal = 0;     // the user's ordinal (per-user engagement)
+  uint8_t step = 0;         // message_id step: 0 first, 1.. resends, kFollowUpStep
+  // The dimensions it is counted under (engagement_dims.h), fixed at the send,
+  // so its later events count in the same place as the send.
+  std::string_view gender, region, occupation;
+  uint8_t age_band = 0;
+  uint8_t local_hour = 0xff;
+  uint8_t weekday = 0xff;
+  // Why this channel (fan-out's choice note; relayctl explain reads it).
+  std::string_view choice;
 };
 
 // Each writes into `out` (cleared first), reusing its capacity.

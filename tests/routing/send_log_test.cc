@@ -12,7 +12,7 @@ namespace {
 
 TEST(send_log, a_record_round_trips_with_its_seen_bits) {
   std::string value;
-  encode_send({"job-1", "acme", "u1", "carrier-a", channel::email, 1700000000123, seen_delivered | seen_opened},
+  encode_send({.job_id = "job-1", .company_id = "acme", .user_id = "u1", .carrier_id = "carrier-a", .ch = channel::email, .sent_at_ms = 1700000000123, .seen = seen_delivered | seen_opened},
               value);
   auto r = decode_send(value);
   ASSERT_TRUE(r.ok()) << r.err().message;
@@ -25,9 +25,52 @@ TEST(send_log, a_record_round_trips_with_its_seen_bits) {
   EXPECT_EQ(r->seen, seen_delivered | seen_opened);
 }
 
+TEST(send_log, a_record_keeps_the_dimensions_its_events_count_under) {
+  send_record in{.job_id = "job-1", .company_id = "acme", .user_id = "u1", .carrier_id = "carrier-a", .ch = channel::rcs, .sent_at_ms = 1700000000123, .seen = 0};
+  in.ordinal = 70000;
+  in.step = 2;
+  in.gender = "f";
+  in.age_band = 3;
+  in.region = "tokyo";
+  in.occupation = "engineer";
+  in.local_hour = 9;
+  in.weekday = 1;
+  in.choice = "why";
+  std::string value;
+  encode_send(in, value);
+  auto r = decode_send(value);
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->ordinal, 70000u);
+  EXPECT_EQ(r->step, 2);
+  EXPECT_EQ(r->gender, "f");
+  EXPECT_EQ(r->age_band, 3);
+  EXPECT_EQ(r->region, "tokyo");
+  EXPECT_EQ(r->occupation, "engineer");
+  EXPECT_EQ(r->local_hour, 9);
+  EXPECT_EQ(r->weekday, 1);
+  EXPECT_EQ(r->choice, "why");
+}
+
+TEST(send_log, records_written_before_dimensions_still_decode) {
+  // Version 1: sent_at, version, channel, seen, job, company, user, carrier.
+  std::string v1;
+  put_be64(v1, 1700000000123);
+  v1 += std::string("\x01\x01\x02", 3);
+  for (std::string_view f : {"job-1", "acme", "u1", "carrier-a"}) {
+    v1.push_back(static_cast<char>(f.size()));
+    v1.append(f);
+  }
+  auto r = decode_send(v1);
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->carrier_id, "carrier-a");
+  EXPECT_EQ(r->seen, seen_opened);
+  EXPECT_EQ(r->local_hour, 0xff);
+  EXPECT_EQ(r->gender, "");
+}
+
 TEST(send_log, truncated_or_foreign_bytes_are_errors_not_reads_past_the_end) {
   std::string value;
-  encode_send({"job-1", "acme", "u1", "carrier-a", channel::sms, 1, 0}, value);
+  encode_send({.job_id = "job-1", .company_id = "acme", .user_id = "u1", .carrier_id = "carrier-a", .ch = channel::sms, .sent_at_ms = 1, .seen = 0}, value);
   for (size_t n = 0; n < value.size(); ++n) EXPECT_FALSE(decode_send(value.substr(0, n)).ok()) << n;
   std::string bad = value;
   bad[9] = 7;  // no such channel
