@@ -635,6 +635,78 @@ void read_tracking(const value_ref& where, tracking_config& t) {
   }
 }
 
+throttle_caps read_caps(const value_ref& where) {
+  map_view m(where, {"daily", "weekly"});
+  throttle_caps caps;
+  if (const value_ref* v = m.find("daily")) caps.daily = as_positive<uint32_t>(*v);
+  if (const value_ref* v = m.find("weekly")) caps.weekly = as_positive<uint32_t>(*v);
+  return caps;
+}
+
+double as_non_negative_number(const value_ref& v) {
+  const std::string what = "must be a number of 0 or more";
+  if (!v.node.IsScalar() || v.node.Scalar().empty()) fail(v.mark, v.path, what);
+  const std::string& s = v.node.Scalar();
+  errno = 0;
+  char* end = nullptr;
+  const double d = std::strtod(s.c_str(), &end);
+  if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(d) || d < 0.0) fail(v.mark, v.path, what);
+  return d;
+}
+
+void read_engagement(const value_ref& where, engagement_config& e) {
+  map_view m(where, {"segment", "prior_weight", "lookback", "hourly_buckets_for", "daily_buckets_for",
+                     "quiet_period", "throttle"});
+  if (const value_ref* v = m.find("segment")) {
+    e.segment.clear();
+    for (const value_ref& item : list_items(*v)) {
+      std::string a = as_string(item);
+      if (a != "gender" && a != "age_band" && a != "region" && a != "occupation") {
+        fail(item.mark, item.path, "unknown attribute " + quoted(a) + " (expected gender, age_band, region or occupation)");
+      }
+      if (std::find(e.segment.begin(), e.segment.end(), a) != e.segment.end()) {
+        fail(item.mark, item.path, "duplicate attribute " + quoted(a));
+      }
+      e.segment.push_back(std::move(a));
+    }
+  }
+  if (const value_ref* v = m.find("prior_weight")) e.prior_weight = as_non_negative_number(*v);
+  if (const value_ref* v = m.find("lookback")) e.lookback = as_duration(*v);
+  if (const value_ref* v = m.find("hourly_buckets_for")) e.hourly_buckets_for = as_duration(*v);
+  if (const value_ref* v = m.find("daily_buckets_for")) e.daily_buckets_for = as_duration(*v);
+  if (e.daily_buckets_for < e.hourly_buckets_for) {
+    fail(m.mark(), m.path_of("daily_buckets_for"), "must not be shorter than engagement.hourly_buckets_for");
+  }
+  if (const value_ref* v = m.find("quiet_period")) {
+    map_view q(*v, {"before", "after"});
+    if (const value_ref* d = q.find("before")) e.quiet_before = as_duration(*d);
+    if (const value_ref* d = q.find("after")) e.quiet_after = as_duration(*d);
+  }
+  if (const value_ref* v = m.find("throttle")) {
+    map_view t(*v, {"daily", "weekly", "companies", "low_open_rate", "floor_daily", "low_rate_daily",
+                    "min_recent_sends", "recent_half_life"});
+    if (const value_ref* d = t.find("daily")) e.caps.daily = as_positive<uint32_t>(*d);
+    if (const value_ref* d = t.find("weekly")) e.caps.weekly = as_positive<uint32_t>(*d);
+    if (const value_ref* d = t.find("low_open_rate")) e.low_open_rate = as_fraction(*d);
+    if (const value_ref* d = t.find("floor_daily")) e.floor_daily = as_positive<uint32_t>(*d);
+    if (const value_ref* d = t.find("low_rate_daily")) e.low_rate_daily = as_positive<uint32_t>(*d);
+    if (const value_ref* d = t.find("min_recent_sends")) e.min_recent_sends = as_non_negative_number(*d);
+    if (const value_ref* d = t.find("recent_half_life")) {
+      e.recent_half_life = as_duration(*d);
+      if (e.recent_half_life.count() == 0) fail(d->mark, d->path, "must be greater than 0");
+    }
+    if (const value_ref* c = t.find("companies")) {
+      if (!c->node.IsMap()) fail(c->mark, c->path, "must be a map of company id to {daily, weekly}");
+      for (auto it = c->node.begin(); it != c->node.end(); ++it) {
+        const std::string company = it->first.Scalar();
+        const YAML::Node value(it->second);
+        const YAML::Mark mark = value.Mark().is_null() ? c->mark : value.Mark();
+        e.company_caps.emplace_back(company, read_caps(value_ref{value, mark, c->path + "." + company}));
+      }
+    }
+  }
+}
+
 config read_config(const YAML::Node& root, const std::string& name) {
   config cfg;
   cfg.source_path = name;
@@ -644,7 +716,7 @@ config read_config(const YAML::Node& root, const std::string& name) {
     fail(top_mark, "", "the file must be a YAML map of settings (key: value)");
   map_view m(value_ref{root, top_mark, ""},
              {"data_dir", "kafka", "http", "tracking", "plugins_dir", "carriers", "carriers_multi",
-              "default_order", "retry", "limits", "shutdown", "storage", "log"});
+              "default_order", "retry", "limits", "engagement", "shutdown", "storage", "log"});
 
   if (const value_ref* v = m.find("data_dir")) cfg.data_dir = as_nonempty_string(*v);
   if (const value_ref* v = m.find("kafka")) read_kafka(*v, cfg.kafka);
@@ -671,6 +743,7 @@ config read_config(const YAML::Node& root, const std::string& name) {
   if (const value_ref* v = m.find("default_order")) read_default_order(*v, cfg.default_order);
   if (const value_ref* v = m.find("retry")) read_retry(*v, cfg.retry);
   if (const value_ref* v = m.find("limits")) read_limits(*v, cfg.limits);
+  if (const value_ref* v = m.find("engagement")) read_engagement(*v, cfg.engagement);
   if (const value_ref* v = m.find("shutdown")) {
     map_view s(*v, {"drain_timeout"});
     if (const value_ref* d = s.find("drain_timeout")) cfg.drain_timeout = as_duration(*d);

@@ -80,6 +80,28 @@ struct limits_config {
   std::chrono::milliseconds outbox_after{1000};
 };
 
+// `engagement:` — counting, channel choice, quiet periods and throttling (DESIGN §6).
+struct throttle_caps {
+  uint32_t daily = 0;   // messages per user and local day; 0: no cap
+  uint32_t weekly = 0;  // per local ISO week
+};
+struct engagement_config {
+  std::vector<std::string> segment{"gender", "age_band"};  // what `best` compares users by
+  double prior_weight = 20;                                // sends' worth of the overall rate in each estimate
+  std::chrono::milliseconds lookback{std::chrono::hours(24 * 30)};  // what `best` learns from at start-up
+  std::chrono::milliseconds hourly_buckets_for{std::chrono::hours(24 * 7)};
+  std::chrono::milliseconds daily_buckets_for{std::chrono::hours(24 * 90)};
+  std::chrono::milliseconds quiet_before{std::chrono::minutes(30)};  // around an exclusive send
+  std::chrono::milliseconds quiet_after{std::chrono::hours(2)};
+  throttle_caps caps;                                                // all companies together
+  std::vector<std::pair<std::string, throttle_caps>> company_caps;   // per company
+  double low_open_rate = 0;       // below it a user's daily cap shrinks (0: off)
+  uint32_t floor_daily = 1;       // ... but never below this
+  uint32_t low_rate_daily = 3;    // the cap low-rate users start from when no daily cap is set
+  double min_recent_sends = 10;   // recent sends before a user's open rate is trusted
+  std::chrono::milliseconds recent_half_life{std::chrono::hours(24 * 14)};
+};
+
 struct config {
   std::string source_path;  // the file it was loaded from
   std::string data_dir = "var";
@@ -92,6 +114,7 @@ struct config {
   std::vector<channel> default_order{channel::rcs, channel::sms, channel::email};
   retry_policy retry;
   limits_config limits;
+  engagement_config engagement;
   std::chrono::milliseconds drain_timeout{10000};  // shutdown.drain_timeout
   bool sync_writes = false;                         // storage.sync
   std::chrono::milliseconds send_retention{std::chrono::hours(24 * 30)};  // storage.send_retention

@@ -233,6 +233,61 @@ TEST(ConfigDefaults, every_key_is_read) {
   EXPECT_EQ(c.log_level, "debug");
 }
 
+TEST(ConfigEngagement, every_engagement_key_is_read) {
+  const config c = parse_ok(
+      "engagement:\n"
+      "  segment: [region, gender]\n"
+      "  prior_weight: 50\n"
+      "  lookback: 14d\n"
+      "  hourly_buckets_for: 2d\n"
+      "  daily_buckets_for: 30d\n"
+      "  quiet_period: {before: 10m, after: 1h}\n"
+      "  throttle:\n"
+      "    daily: 4\n"
+      "    weekly: 12\n"
+      "    companies: {acme: {daily: 2}, globex: {weekly: 5}}\n"
+      "    low_open_rate: 0.05\n"
+      "    floor_daily: 1\n"
+      "    low_rate_daily: 2\n"
+      "    min_recent_sends: 8\n"
+      "    recent_half_life: 7d\n" +
+      std::string(kOneCarrier));
+  const engagement_config& e = c.engagement;
+  EXPECT_THAT(e.segment, ElementsAre("region", "gender"));
+  EXPECT_DOUBLE_EQ(e.prior_weight, 50);
+  EXPECT_EQ(e.lookback, std::chrono::hours(24 * 14));
+  EXPECT_EQ(e.hourly_buckets_for, std::chrono::hours(48));
+  EXPECT_EQ(e.daily_buckets_for, std::chrono::hours(24 * 30));
+  EXPECT_EQ(e.quiet_before, std::chrono::minutes(10));
+  EXPECT_EQ(e.quiet_after, std::chrono::hours(1));
+  EXPECT_EQ(e.caps.daily, 4u);
+  EXPECT_EQ(e.caps.weekly, 12u);
+  ASSERT_EQ(e.company_caps.size(), 2u);
+  EXPECT_EQ(e.company_caps[0].first, "acme");
+  EXPECT_EQ(e.company_caps[0].second.daily, 2u);
+  EXPECT_EQ(e.company_caps[0].second.weekly, 0u);
+  EXPECT_EQ(e.company_caps[1].second.weekly, 5u);
+  EXPECT_DOUBLE_EQ(e.low_open_rate, 0.05);
+  EXPECT_EQ(e.low_rate_daily, 2u);
+  EXPECT_DOUBLE_EQ(e.min_recent_sends, 8);
+  EXPECT_EQ(e.recent_half_life, std::chrono::hours(24 * 7));
+}
+
+TEST(ConfigEngagement, bad_engagement_keys_stop_start_up_naming_the_key) {
+  EXPECT_THAT(error_of("engagement: {segment: [gender, shoe_size]}\n" + std::string(kOneCarrier)),
+              HasSubstr("engagement.segment[1]: unknown attribute \"shoe_size\""));
+  EXPECT_THAT(error_of("engagement: {throttle: {daily: -1}}\n" + std::string(kOneCarrier)),
+              HasSubstr("engagement.throttle.daily: must be a positive integer"));
+  EXPECT_THAT(error_of("engagement: {throttle: {low_open_rate: 2}}\n" + std::string(kOneCarrier)),
+              HasSubstr("engagement.throttle.low_open_rate: must be a number from 0 to 1"));
+  EXPECT_THAT(error_of("engagement: {throttle: {companies: {acme: {dayly: 2}}}}\n" + std::string(kOneCarrier)),
+              HasSubstr("engagement.throttle.companies.acme.dayly"));
+  EXPECT_THAT(error_of("engagement: {quiet_period: {before: soon}}\n" + std::string(kOneCarrier)),
+              HasSubstr("engagement.quiet_period.before"));
+  EXPECT_THAT(error_of("engagement: {hourly_buckets_for: 10d, daily_buckets_for: 2d}\n" + std::string(kOneCarrier)),
+              HasSubstr("engagement.daily_buckets_for: must not be shorter"));
+}
+
 // ---- settings flattening ---------------------------------------------------
 
 TEST(ConfigSettings, channel_keys_are_flattened_in_document_order) {
