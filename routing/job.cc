@@ -12,6 +12,7 @@
 
 #include "routing/duration.h"
 #include "routing/targeting.h"
+#include "routing/time_zones.h"
 
 namespace relay {
 
@@ -265,17 +266,11 @@ result<int> read_clock_time(const element& e, std::string_view path) {
   return h * 60 + m;
 }
 
-// We cannot check the name against a TZ database here (libstdc++ 12 has no
-// std::chrono::tzdb); the scheduler resolves it. This only keeps obvious
-// garbage out: IANA names are ASCII letters, digits and "/_+-".
+// A zone of the OS time zone database (routing/time_zones.h), so a job whose
+// window no recipient could ever be in is rejected at the door rather than
+// silently sent in UTC. Names longer than kMaxTzBytes are not looked up.
 bool plausible_tz_name(std::string_view s) {
-  if (s.size() > kMaxTzBytes) return false;
-  for (const char c : s) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '/' || c == '_' || c == '+' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
+  return s.size() <= kMaxTzBytes && is_time_zone(s);
 }
 
 // ---- sections ---------------------------------------------------------------

@@ -10,9 +10,21 @@
 namespace relay {
 namespace {
 
+send_record record(channel ch, int64_t sent_at_ms, uint8_t seen) {
+  send_record r;
+  r.job_id = "job-1";
+  r.company_id = "acme";
+  r.user_id = "u1";
+  r.carrier_id = "carrier-a";
+  r.ch = ch;
+  r.sent_at_ms = sent_at_ms;
+  r.seen = seen;
+  return r;
+}
+
 TEST(send_log, a_record_round_trips_with_its_seen_bits) {
   std::string value;
-  encode_send({.job_id = "job-1", .company_id = "acme", .user_id = "u1", .carrier_id = "carrier-a", .ch = channel::email, .sent_at_ms = 1700000000123, .seen = seen_delivered | seen_opened},
+  encode_send(record(channel::email, 1700000000123, seen_delivered | seen_opened),
               value);
   auto r = decode_send(value);
   ASSERT_TRUE(r.ok()) << r.err().message;
@@ -26,7 +38,7 @@ TEST(send_log, a_record_round_trips_with_its_seen_bits) {
 }
 
 TEST(send_log, a_record_keeps_the_dimensions_its_events_count_under) {
-  send_record in{.job_id = "job-1", .company_id = "acme", .user_id = "u1", .carrier_id = "carrier-a", .ch = channel::rcs, .sent_at_ms = 1700000000123, .seen = 0};
+  send_record in = record(channel::rcs, 1700000000123, 0);
   in.ordinal = 70000;
   in.step = 2;
   in.gender = "f";
@@ -70,7 +82,7 @@ TEST(send_log, records_written_before_dimensions_still_decode) {
 
 TEST(send_log, truncated_or_foreign_bytes_are_errors_not_reads_past_the_end) {
   std::string value;
-  encode_send({.job_id = "job-1", .company_id = "acme", .user_id = "u1", .carrier_id = "carrier-a", .ch = channel::sms, .sent_at_ms = 1, .seen = 0}, value);
+  encode_send(record(channel::sms, 1, 0), value);
   for (size_t n = 0; n < value.size(); ++n) EXPECT_FALSE(decode_send(value.substr(0, n)).ok()) << n;
   std::string bad = value;
   bad[9] = 7;  // no such channel
@@ -93,8 +105,8 @@ TEST(send_log, compaction_drops_records_older_than_the_retention_only) {
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   std::string fresh, old;
-  encode_send({"j", "c", "u", "k", channel::sms, now - 1000, 0}, fresh);
-  encode_send({"j", "c", "u", "k", channel::sms, now - 25 * 3600 * 1000LL, 0}, old);
+  encode_send(record(channel::sms, now - 1000, 0), fresh);
+  encode_send(record(channel::sms, now - 25 * 3600 * 1000LL, 0), old);
   std::string nv;
   bool changed = false;
   EXPECT_FALSE(filter.Filter(0, "m1", fresh, &nv, &changed));
