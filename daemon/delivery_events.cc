@@ -26,8 +26,8 @@ std::string_view type_name(relay_event_type t) {
 
 }  // namespace
 
-delivery_events::delivery_events(store& db, event_publisher& events, const clock& clk)
-    : db_(db), events_(events), clock_(clk) {}
+delivery_events::delivery_events(store& db, event_publisher& events, engagement& eng, const clock& clk)
+    : db_(db), events_(events), eng_(eng), clock_(clk) {}
 
 void delivery_events::record_send(rocksdb::WriteBatch& batch, std::string_view message_id,
                                   const send_record& record, std::string_view carrier_ref, bool first) {
@@ -85,17 +85,20 @@ void delivery_events::apply(const queued& e, const std::string& id, send_record&
   struct kind_of_bit {
     send_seen bit;
     counter_kind kind;
+    engagement_count count;
     relay_event_type type;
   };
   static constexpr kind_of_bit kKinds[] = {
-      {seen_delivered, counter_kind::delivered, RELAY_EVENT_DELIVERED},
-      {seen_opened, counter_kind::opened, RELAY_EVENT_OPENED},
-      {seen_clicked, counter_kind::clicked, RELAY_EVENT_CLICKED},
-      {seen_failed, counter_kind::failed, RELAY_EVENT_FAILED},
+      {seen_delivered, counter_kind::delivered, engagement_count::delivered, RELAY_EVENT_DELIVERED},
+      {seen_opened, counter_kind::opened, engagement_count::opened, RELAY_EVENT_OPENED},
+      {seen_clicked, counter_kind::clicked, engagement_count::clicked, RELAY_EVENT_CLICKED},
+      {seen_failed, counter_kind::failed, engagement_count::failed, RELAY_EVENT_FAILED},
   };
+  const sys_time now = clock_.now();
   for (const auto& k : kKinds) {
     if (!(fresh & k.bit)) continue;
     counters_.add(k.kind, dims, 1);
+    eng_.count_event(r, k.count, now);
     events_.publish({.type = type_name(k.type), .job_id = r.job_id, .message_id = id,
                      .company_id = r.company_id, .user_id = r.user_id, .carrier_id = carrier,
                      .channel = ch, .reason = k.type == RELAY_EVENT_FAILED ? std::string_view(e.reason) : "",
@@ -166,6 +169,7 @@ result<void> delivery_events::process() {
     batch_.Put(db_.handle(cf::sends), key_, value_);
   }
   counters_.flush_into(batch_, db_);
+  eng_.flush_into(batch_);
   if (batch_.Count() == 0) return {};
   auto w = db_.write(batch_);
   batch_.Clear();

@@ -27,6 +27,7 @@
 #include "daemon/event_publisher.h"
 #include "routing/clock.h"
 #include "routing/counters.h"
+#include "routing/engagement.h"
 #include "routing/send_log.h"
 #include "routing/store.h"
 
@@ -42,7 +43,7 @@ struct delivery_stats {
 
 class delivery_events {
  public:
-  delivery_events(store& db, event_publisher& events, const clock& clk);
+  delivery_events(store& db, event_publisher& events, engagement& eng, const clock& clk);
 
   // Adds the send record (and the carrier's reference, when it gave one) of
   // an accepted message to `batch`, the fan-out's batch with its outcome.
@@ -79,6 +80,7 @@ class delivery_events {
 
   store& db_;
   event_publisher& events_;
+  engagement& eng_;  // counts each event once, with its send's dimensions
   const clock& clock_;
   std::deque<queued> queue_;
   std::deque<queued> parked_;  // not matched yet; retried until give_up

@@ -74,6 +74,11 @@ void encode_event(const event_fields& e, std::string& out) {
     out.append("\":");
     append_json_string(out, value);
   }
+  if (e.until_unix_ms != 0) {
+    out.append(",\"until\":\"");
+    append_rfc3339(out, e.until_unix_ms);
+    out.push_back('"');
+  }
   out.append(",\"at\":\"");
   append_rfc3339(out, e.at_unix_ms);
   out.append("\"}");

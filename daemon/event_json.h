@@ -10,7 +10,7 @@
 namespace relay {
 
 struct event_fields {
-  std::string_view type;  // accepted, rejected, sent, delivered, opened, clicked, failed, inbound
+  std::string_view type;  // accepted, rejected, scheduled, sent, delivered, opened, clicked, failed, inbound
   std::string_view job_id;
   std::string_view message_id;
   std::string_view company_id;
@@ -20,6 +20,7 @@ struct event_fields {
   std::string_view reason;
   std::string_view detail;
   int64_t at_unix_ms = 0;
+  int64_t until_unix_ms = 0;  // scheduled: when the send will be looked at again (0: left out)
 };
 
 // Appends the event's JSON to `out` (cleared first); reuses its capacity.

@@ -43,6 +43,7 @@
 #include "daemon/event_publisher.h"
 #include "daemon/tracked_content.h"
 #include "routing/directory.h"
+#include "routing/engagement.h"
 #include "routing/job.h"
 #include "routing/counters.h"
 #include "routing/job_store.h"
@@ -62,6 +63,7 @@ struct active_job {
   std::deque<chunk_range> resume_chunks;   // recorded before a restart; re-submitted first
   uint32_t open_chunks = 0;                // started and not yet complete
   uint64_t queued = 0;                     // recipients waiting in connector outboxes
+  uint64_t timed = 0;                      // recipients waiting for a timer (window, quiet period, fallback)
   bool handed_all = false;                 // every recipient is in a started chunk or an outbox
   sys_time blocked_since{};                // waiting for connector room since (zero: not waiting)
   // The content's links and pixel, prepared once; each message signs its own
@@ -78,6 +80,11 @@ struct fanout_stats {
   uint64_t recipients_no_route = 0;
   uint64_t recipients_queued = 0;   // written to a connector's outbox
   uint64_t recipients_drained = 0;  // taken from an outbox and submitted
+  uint64_t recipients_waiting = 0;  // given a timer (send window, quiet period)
+  uint64_t recipients_expired = 0;
+  uint64_t recipients_throttled = 0;
+  uint64_t timers_fired = 0;
+  uint64_t steps_scheduled = 0;     // fallbacks and resends given a timer
   uint64_t jobs_finished = 0;
 };
 
@@ -90,7 +97,7 @@ struct outbox_status {
 class fanout final : public connector_listener {
  public:
   fanout(store& db, const config& cfg, event_publisher& events, delivery_events& delivery,
-         const clock& clk);
+         engagement& eng, const clock& clk);
 
   // The connectors, indexed by carrier (config order) * kChannelCount +
   // channel; null where that carrier has no such channel. Set once, before
@@ -125,6 +132,8 @@ class fanout final : public connector_listener {
   const fanout_stats& stats() const { return stats_; }
   // By connector index (see attach).
   const std::vector<outbox_status>& outboxes() const { return outbox_status_; }
+  // Timers not yet fired (the core loop wakes for them).
+  uint64_t timers_pending() const { return timers_pending_; }
   const active_job* find(std::string_view job_id) const;
 
   // connector_listener
@@ -134,31 +143,41 @@ class fanout final : public connector_listener {
  private:
   struct recipient_state {
     uint32_t ordinal = 0;
-    uint32_t user_offset = 0;  // into chunk::users
+    uint32_t user_offset = 0;  // into chunk::users: the user id, then gender, region, occupation
     uint16_t user_size = 0;
+    uint8_t gender_size = 0, region_size = 0, occupation_size = 0;
     uint16_t outstanding = 0;   // submissions without an outcome
     int16_t accepted_by = -1;   // connector index of the first acceptance
     int16_t last_connector = -1;
-    bool held = false;          // drained but not admitted: stays in its outbox
+    bool held = false;          // drained (or fired) but not admitted: stays in its outbox (or timer)
+    // The send's place in the user's sequence and its local facts (engagement).
+    uint8_t step = 0;           // message_id step (resends)
+    uint8_t tried = 0;          // channel_bit mask of channels tried before (fallback)
+    uint8_t age_band = 0, local_hour = kUnknownHour, weekday = kUnknownWeekday;
+    int32_t local_day = 0;
   };
   struct chunk {
     active_job* job = nullptr;
     chunk_range range;
     bool resumed = false;
     int32_t drained_from = -1;  // connector index of the outbox it came from; -1: a job chunk
+    bool from_timers = false;   // recipients whose timers fired; `timers` is parallel to `recipients`
+    std::vector<timer> timers;
     uint32_t outstanding_recipients = 0;
     std::string users;  // user ids of the chunk's recipients, back to back
     std::vector<recipient_state> recipients;
-    uint64_t sent = 0, failed = 0, no_route = 0;
+    uint64_t sent = 0, failed = 0, no_route = 0, expired = 0, throttled = 0;
     std::vector<uint32_t> sent_by_connector, failed_by_connector;
   };
   struct planned {
     uint32_t chunk_slot;
     uint32_t recipient;
-    uint16_t connector;  // or kNoRoute / kSkipped
+    uint16_t connector;  // or kNoRoute / kSkipped / kWait / kExpired / kThrottled
     channel ch;
-    uint32_t address_offset;  // into plan_arena_
+    uint32_t address_offset;  // into plan_arena_ (the detail text for kWait / kThrottled)
     uint16_t address_size;
+    uint8_t step = 0;
+    int64_t at_ms = 0;        // kWait: when to look again
   };
   struct outbox_state {
     std::string prefix;                         // outbox_prefix(carrier, channel)
@@ -171,8 +190,17 @@ class fanout final : public connector_listener {
   bool plan_chunk(active_job& job, size_t& budget);
   size_t drain_outbox(size_t k, size_t budget);
   // Appends the plan of one recipient; returns how many messages it needs
-  // (0: no route, recorded as such).
-  uint16_t route_recipient(active_job& job, const recipient& r, uint32_t chunk_slot, uint32_t index);
+  // (0: none now — no route, waiting, expired or throttled, recorded as such).
+  // `step`: which step of the user's sequence (fallback, resend) is planned.
+  uint16_t route_recipient(active_job& job, const recipient& r, uint32_t chunk_slot, uint32_t index,
+                           plan_step step = {}, uint8_t step_no = 0);
+  // A recipient planned to get nothing now, once its chunk is committed: a
+  // waiting one gets its timer; the others are counted.
+  void settle_unsent(chunk& c, uint32_t index, const planned& p);
+  size_t fire_timers(size_t budget);
+  // After a message's outcome, in fallback and resend modes: the next step's timer.
+  void schedule_next_step(chunk& c, uint32_t index, channel ch, bool accepted);
+  void add_timer(active_job& job, const timer& t);
   // Admits the recipient's planned messages if every connector they need has
   // room left in this step; takes the room.
   bool admit(size_t plan_begin, size_t plan_end, bool from_outbox);
@@ -202,6 +230,10 @@ class fanout final : public connector_listener {
   std::unordered_map<std::string, std::unique_ptr<active_job>> jobs_;
   std::unordered_map<uint64_t, active_job*> jobs_by_seq_;
   std::unordered_map<uint64_t, uint64_t> queued_at_start_;  // job seq -> outbox entries found by attach()
+  std::unordered_map<uint64_t, uint64_t> timed_at_start_;   // job seq -> timers found by attach()
+  std::unordered_set<std::string> timers_in_flight_;       // keys of fired timers whose recipients are out
+  engagement& eng_;
+  sys_time started_at_{};
   std::vector<outbox_state> outbox_;          // by connector index
   std::vector<outbox_status> outbox_status_;  // by connector index
   std::deque<active_job*> plan_queue_;  // jobs with recipients not yet in a chunk
@@ -219,6 +251,7 @@ class fanout final : public connector_listener {
   std::vector<uint32_t> started_;  // chunk slots started in this step
   std::vector<uint32_t> ordinals_;
 
+  uint64_t timers_pending_ = 0;
   rocksdb::WriteBatch pending_;
   counter_batch counters_;  // written with pending_, so counts and chunk records move together
   std::function<void(const active_job&)> on_handed_;

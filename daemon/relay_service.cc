@@ -23,6 +23,34 @@ constexpr size_t kJobsPerTurn = 2000;
 constexpr size_t kRegistryPerTurn = 5000;
 constexpr size_t kFanoutBudget = 16384;
 
+// relay.yaml's `engagement:` as the engine's settings.
+engagement_settings engagement_settings_of(const config& cfg) {
+  const engagement_config& e = cfg.engagement;
+  engagement_settings out;
+  out.segment_attributes = 0;
+  for (const std::string& a : e.segment) {
+    if (a == "gender") out.segment_attributes |= seg_gender;
+    if (a == "age_band") out.segment_attributes |= seg_age_band;
+    if (a == "region") out.segment_attributes |= seg_region;
+    if (a == "occupation") out.segment_attributes |= seg_occupation;
+  }
+  out.choice.prior_weight = e.prior_weight;
+  out.throttle.daily_cap = e.caps.daily;
+  out.throttle.weekly_cap = e.caps.weekly;
+  for (const auto& [company, caps] : e.company_caps) out.throttle.company_caps[company] = {caps.daily, caps.weekly};
+  out.throttle.low_open_rate = e.low_open_rate;
+  out.throttle.floor_daily = e.floor_daily;
+  out.throttle.low_rate_daily = e.low_rate_daily;
+  out.throttle.min_recent_sends = e.min_recent_sends;
+  out.throttle.half_life = std::chrono::duration_cast<std::chrono::seconds>(e.recent_half_life);
+  out.quiet_before = e.quiet_before;
+  out.quiet_after = e.quiet_after;
+  out.lookback = e.lookback;
+  out.rollup.hourly_for = std::chrono::duration_cast<std::chrono::hours>(e.hourly_buckets_for);
+  out.rollup.daily_for = std::chrono::duration_cast<std::chrono::hours>(e.daily_buckets_for);
+  return out;
+}
+
 }  // namespace
 
 relay_service::relay_service(config cfg, std::string exe_path)
@@ -80,8 +108,12 @@ result<void> relay_service::start() {
 
   plugins_ = std::make_unique<plugin_loader>(
       config_.plugins_dir.empty() ? default_plugins_dir(exe_path_) : config_.plugins_dir);
-  delivery_ = std::make_unique<delivery_events>(*db_, *events_, clock_);
-  fanout_ = std::make_unique<fanout>(*db_, config_, *events_, *delivery_, clock_);
+  engagement_ = std::make_unique<engagement>(*db_, engagement_settings_of(config_));
+  if (auto r = engagement_->load(clock_.now()); !r) return make_error(r.err().code, "engagement: " + r.err().message);
+  spdlog::info("engagement: {} user records, {} segments learned", engagement_->users().size(),
+               engagement_->model().segment_count());
+  delivery_ = std::make_unique<delivery_events>(*db_, *events_, *engagement_, clock_);
+  fanout_ = std::make_unique<fanout>(*db_, config_, *events_, *delivery_, *engagement_, clock_);
   connectors_.resize(config_.carriers.size() * kChannelCount);
   std::vector<connector*> attached(connectors_.size(), nullptr);
   std::random_device seed_source;
@@ -352,6 +384,7 @@ void relay_service::pump() {
 
   const auto now = std::chrono::steady_clock::now();
   if (now >= next_stats_) {
+    roll_up_counts();
     log_stats();
     next_stats_ = now + std::chrono::seconds(10);
   }
@@ -454,6 +487,20 @@ void relay_service::finish_stop() {
   if (completion_wake_) completion_wake_->cancel();
   io_.stop();
   spdlog::info("relayd stopped");
+}
+
+void relay_service::roll_up_counts() {
+  // A few thousand rows per call keep the core thread's turn short; the
+  // batch is written at once, with nothing in between (engagement_cube.h).
+  rocksdb::WriteBatch batch;
+  auto r = engagement_->roll_up(clock_.now(), 5000, batch);
+  if (!r) {
+    spdlog::error("engagement: rolling up old counts failed: {}", r.err().message);
+    return;
+  }
+  if (batch.Count() > 0) {
+    if (auto w = db_->write(batch); !w) spdlog::error("engagement: writing the roll-up failed: {}", w.err().message);
+  }
 }
 
 void relay_service::log_stats() {

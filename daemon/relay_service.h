@@ -60,6 +60,7 @@ class relay_service final : private kafka_consumer::rebalance_listener {
   void begin_stop();
   void finish_stop();
   void log_stats();
+  void roll_up_counts();
   result<void> start_http();
   // /metrics: built on the core thread (relay_service_metrics.cc).
   std::vector<metric_family> metrics() const;
@@ -77,6 +78,7 @@ class relay_service final : private kafka_consumer::rebalance_listener {
   std::string bootstrap_;
   std::unique_ptr<kafka_producer> producer_;
   std::unique_ptr<event_publisher> events_;
+  std::unique_ptr<engagement> engagement_;  // before delivery_ and fanout_, which use it
   std::unique_ptr<delivery_events> delivery_;
   std::unique_ptr<tracking_signer> signer_;
   std::unique_ptr<http_server> http_;

@@ -61,22 +61,30 @@ result<job_record> decode_job_record(std::string_view v) {
   return r;
 }
 
+// Six counts and the done byte (49 bytes), then, since issue 4, expired and
+// throttled (65 bytes). The shorter form still decodes (both zero).
 std::string encode_progress(const job_progress& p) {
   std::string v;
-  v.reserve(49);
+  v.reserve(65);
   for (uint64_t x : {p.next_cursor, p.total, p.sent, p.failed, p.no_route, p.not_registered}) {
     put_be64(v, x);
   }
   v.push_back(p.done ? 1 : 0);
+  put_be64(v, p.expired);
+  put_be64(v, p.throttled);
   return v;
 }
 
 result<job_progress> decode_progress(std::string_view v) {
-  if (v.size() != 49) return make_error(errc::corruption, "job progress: unknown format");
+  if (v.size() != 49 && v.size() != 65) return make_error(errc::corruption, "job progress: unknown format");
   job_progress p;
   uint64_t* fields[] = {&p.next_cursor, &p.total, &p.sent, &p.failed, &p.no_route, &p.not_registered};
   for (size_t i = 0; i < 6; ++i) *fields[i] = get_be64(v.data() + 8 * i);
   p.done = v[48] != 0;
+  if (v.size() == 65) {
+    p.expired = get_be64(v.data() + 49);
+    p.throttled = get_be64(v.data() + 57);
+  }
   return p;
 }
 

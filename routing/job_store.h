@@ -42,6 +42,8 @@ struct job_progress {
   uint64_t failed = 0;
   uint64_t no_route = 0;
   uint64_t not_registered = 0;
+  uint64_t expired = 0;    // the job expired before they could be reached
+  uint64_t throttled = 0;  // their caps were used up
   bool done = false;  // every recipient has an outcome; the job is finished
   bool operator==(const job_progress&) const = default;
 };

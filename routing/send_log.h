@@ -31,6 +31,8 @@ enum send_seen : uint8_t {
   seen_failed = 8,
 };
 
+inline constexpr uint32_t kUnknownOrdinal = UINT32_MAX;  // records written before version 2
+
 // Views: into the caller's strings when encoding, into the value when decoded.
 struct send_record {
   std::string_view job_id;
@@ -41,7 +43,7 @@ struct send_record {
   int64_t sent_at_ms = 0;
   uint8_t seen = 0;  // send_seen bits
   // Since version 2 (records written before read as unknown / zero):
-  uint32_t ordinal = 0;     // the user's ordinal (per-user engagement)
+  uint32_t ordinal = kUnknownOrdinal;  // the user's ordinal (per-user engagement)
   uint8_t step = 0;         // message_id step: 0 first, 1.. resends, kFollowUpStep
   // The dimensions it is counted under (engagement_dims.h), fixed at the send,
   // so its later events count in the same place as the send.
