@@ -99,6 +99,7 @@ void delivery_events::apply(const queued& e, const std::string& id, send_record&
     if (!(fresh & k.bit)) continue;
     counters_.add(k.kind, dims, 1);
     eng_.count_event(r, k.count, now);
+    if (k.bit == seen_opened && on_first_open_) on_first_open_(r);
     events_.publish({.type = type_name(k.type), .job_id = r.job_id, .message_id = id,
                      .company_id = r.company_id, .user_id = r.user_id, .carrier_id = carrier,
                      .channel = ch, .reason = k.type == RELAY_EVENT_FAILED ? std::string_view(e.reason) : "",

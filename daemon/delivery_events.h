@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -62,6 +63,10 @@ class delivery_events {
   result<void> process();
 
   bool has_work() const { return !queue_.empty(); }
+
+  // Called once per message, when its first open (or click) is counted —
+  // in process(), before its batch is written (on_open follow-ups).
+  void on_first_open(std::function<void(const send_record&)> fn) { on_first_open_ = std::move(fn); }
   const delivery_stats& stats() const { return stats_; }
 
  private:
@@ -88,6 +93,7 @@ class delivery_events {
   counter_batch counters_;
   std::string key_, value_;  // reused buffers
   delivery_stats stats_;
+  std::function<void(const send_record&)> on_first_open_;
 };
 
 }  // namespace relay

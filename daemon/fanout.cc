@@ -120,6 +120,7 @@ void fanout::add_job(std::unique_ptr<active_job> job) {
   if (signer_ != nullptr && (!j.spec.link.empty() || !j.spec.html.empty())) {
     j.tracked = tracked_content_template::make(j.spec.content_json, tracking_base_);
   }
+  if (j.spec.on_open) prepare_follow_up(j);
   if (auto q = queued_at_start_.find(j.seq); q != queued_at_start_.end()) {
     j.queued = q->second;
     queued_at_start_.erase(q);
@@ -135,6 +136,40 @@ void fanout::add_job(std::unique_ptr<active_job> job) {
     plan_queue_.push_back(&j);
   } else {
     maybe_finish(j);
+  }
+}
+
+void fanout::prepare_follow_up(active_job& j) {
+  j.follow_up_context = j.context;
+  j.follow_up_context.content_json = j.spec.on_open->content_json;
+  if (signer_ != nullptr && (!j.spec.on_open->link.empty() || !j.spec.on_open->html.empty())) {
+    j.follow_up_tracked = tracked_content_template::make(j.spec.on_open->content_json, tracking_base_);
+  }
+}
+
+void fanout::on_first_open(const send_record& r) {
+  if (r.step == kFollowUpStep || r.ordinal == kUnknownOrdinal) return;
+  auto it = jobs_.find(std::string(r.job_id));
+  if (it == jobs_.end() || !it->second->spec.on_open) return;
+  active_job& job = *it->second;
+  const sys_time now = clock_.now();
+  if (now >= job.accepted_at + job.spec.on_open->within) return;
+  add_timer(job, timer{now + job.spec.on_open->after, job.seq, r.ordinal, timer_kind::follow_up, 0,
+                       timer_payload(static_cast<uint8_t>(r.ch), 0, 0)});
+}
+
+void fanout::finish_lingering() {
+  const sys_time now = clock_.now();
+  for (size_t i = 0; i < lingering_.size();) {
+    active_job& job = *lingering_[i];
+    if (now < job.accepted_at + job.spec.on_open->within) {
+      ++i;
+      continue;
+    }
+    lingering_[i] = lingering_.back();
+    lingering_.pop_back();
+    job.lingering = false;
+    maybe_finish(job);
   }
 }
 
@@ -315,6 +350,7 @@ void fanout::settle_unsent(chunk& c, uint32_t index, const planned& p) {
 void fanout::schedule_next_step(chunk& c, uint32_t index, channel ch, bool accepted) {
   active_job& job = *c.job;
   const recipient_state& r = c.recipients[index];
+  if (r.step == kFollowUpStep) return;  // a follow-up is a sequence of its own
   const sys_time now = clock_.now();
   timer t;
   t.job_seq = job.seq;
@@ -322,6 +358,10 @@ void fanout::schedule_next_step(chunk& c, uint32_t index, channel ch, bool accep
   if (job.spec.mode == channel_mode::fallback) {
     // Not opened within fallback_after, or failed: the next channel of `order`.
     const uint8_t tried = static_cast<uint8_t>(r.tried | channel_bit(ch));
+    const std::vector<channel>& order = job.spec.order.empty() ? config_.default_order : job.spec.order;
+    if (std::all_of(order.begin(), order.end(), [&](channel c) { return (tried & channel_bit(c)) != 0; })) {
+      return;  // every channel of `order` was tried: the sequence ends here
+    }
     t.kind = timer_kind::fallback;
     t.attempt = static_cast<uint8_t>(std::popcount(tried));
     t.due = accepted ? now + job.spec.fallback_after : now;
@@ -426,8 +466,18 @@ size_t fanout::fire_timers(size_t budget) {
           step.exclude = static_cast<uint8_t>(kAllChannels & ~channel_bit(prev));
           step_no = t.attempt;
         }
+      } else if (t.kind == timer_kind::follow_up && job.spec.on_open) {
+        // Once per user, however many of the job's messages were opened.
+        for (int ch = 0; ch < kChannelCount && !done; ++ch) {
+          send_key(view(make_message_id(job.job_id, r.user_id, static_cast<channel>(ch), kFollowUpStep)), key);
+          done = db_.get(cf::sends, key, &value).ok();
+        }
+        const channel opened_on = static_cast<channel>(payload_byte(t.payload, 0) % kChannelCount);
+        step.mode = channel_mode::specified;
+        step.exclude = static_cast<uint8_t>(kAllChannels & ~channel_bit(opened_on));
+        step_no = kFollowUpStep;
       } else {
-        done = true;  // a kind this build does not send (follow-ups come later)
+        done = true;  // a kind this build does not know
       }
       c.timers.push_back(t);
       if (done) {
@@ -705,16 +755,17 @@ size_t fanout::drain_outbox(size_t k, size_t budget) {
 }
 
 size_t fanout::step(size_t budget) {
-  // Outboxes are read from the database: outcomes recorded since the last
-  // write (deleting drained entries) must be in it first.
+  // Outboxes and timers are read from the database: outcomes recorded since
+  // the last write (deleting drained entries and fired timers) must be in it first.
   const bool outbox_waiting = std::any_of(outbox_status_.begin(), outbox_status_.end(),
                                           [](const outbox_status& o) { return o.depth > 0; });
-  if (outbox_waiting && pending_.Count() > 0) {
+  if ((outbox_waiting || timers_pending_ > 0) && pending_.Count() > 0) {
     if (auto r = flush(); !r) {
       spdlog::critical("cannot record fan-out progress: {}", r.err().message);
       std::abort();
     }
   }
+  if (!lingering_.empty()) finish_lingering();
   plan_.clear();
   plan_arena_.clear();
   started_.clear();
@@ -784,16 +835,17 @@ size_t fanout::step(size_t budget) {
       default:
         break;
     }
-    m.job = &c.job->context;
+    const bool follow_up = p.step == kFollowUpStep;
+    m.job = follow_up ? &c.job->follow_up_context : &c.job->context;
     m.id = make_message_id(c.job->job_id, user, p.ch, p.step);
     m.user_id = user;
     m.address = std::string_view(plan_arena_).substr(p.address_offset, p.address_size);
     m.token = make_token(p.chunk_slot, p.recipient);
     m.flags = c.resumed ? RELAY_MESSAGE_MAY_BE_DUPLICATE : 0;
     m.content_json = {};
-    if (c.job->tracked) {
+    if (auto& tracked = follow_up ? c.job->follow_up_tracked : c.job->tracked) {
       // Each message carries its own signed links and pixel.
-      c.job->tracked->render_into(m.id, *signer_, content);
+      tracked->render_into(m.id, *signer_, content);
       m.content_json = content;
     }
     connectors_[p.connector]->submit(m);
@@ -929,7 +981,16 @@ void fanout::complete_chunk(uint32_t slot) {
 }
 
 void fanout::maybe_finish(active_job& job) {
-  if (job.open_chunks == 0 && job.handed_all && job.queued == 0 && job.timed == 0) finish_job(job);
+  if (job.open_chunks != 0 || !job.handed_all || job.queued != 0 || job.timed != 0) return;
+  // A job with an on_open follow-up stays until an open can no longer trigger it.
+  if (job.spec.on_open && clock_.now() < job.accepted_at + job.spec.on_open->within) {
+    if (!job.lingering) {
+      job.lingering = true;
+      lingering_.push_back(&job);
+    }
+    return;
+  }
+  finish_job(job);
 }
 
 void fanout::put_progress(const active_job& job) {
@@ -937,6 +998,7 @@ void fanout::put_progress(const active_job& job) {
 }
 
 void fanout::finish_job(active_job& job) {
+  if (job.lingering) lingering_.erase(std::find(lingering_.begin(), lingering_.end(), &job));
   // The job record itself stays as accepted; the final progress says done.
   job.progress.done = true;
   put_progress(job);

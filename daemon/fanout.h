@@ -60,6 +60,7 @@ struct active_job {
   job_progress progress;
   uint64_t seq = 0;
   int32_t partition = -1;
+  sys_time accepted_at{};
   std::deque<chunk_range> resume_chunks;   // recorded before a restart; re-submitted first
   uint32_t open_chunks = 0;                // started and not yet complete
   uint64_t queued = 0;                     // recipients waiting in connector outboxes
@@ -69,6 +70,10 @@ struct active_job {
   // The content's links and pixel, prepared once; each message signs its own
   // tokens into it. Empty: nothing to track (or tracking off).
   std::optional<tracked_content_template> tracked;
+  // on_open's content as the plug-ins get it (context.content_json swapped).
+  job_context follow_up_context;
+  std::optional<tracked_content_template> follow_up_tracked;
+  bool lingering = false;  // in fanout::lingering_
 };
 
 struct fanout_stats {
@@ -136,6 +141,10 @@ class fanout final : public connector_listener {
   uint64_t timers_pending() const { return timers_pending_; }
   const active_job* find(std::string_view job_id) const;
 
+  // A message of a job was opened for the first time: the job's on_open
+  // follow-up (if it has one) gets a timer. Its events' batch carries it.
+  void on_first_open(const send_record& r);
+
   // connector_listener
   void on_outcome(connector& c, const connector_outcome& outcome) override;
   void on_event(connector& c, const plugin_event& event) override;
@@ -201,6 +210,9 @@ class fanout final : public connector_listener {
   // After a message's outcome, in fallback and resend modes: the next step's timer.
   void schedule_next_step(chunk& c, uint32_t index, channel ch, bool accepted);
   void add_timer(active_job& job, const timer& t);
+  void finish_lingering();
+  // The job's follow-up content, with tracking like its own content.
+  void prepare_follow_up(active_job& job);
   // Admits the recipient's planned messages if every connector they need has
   // room left in this step; takes the room.
   bool admit(size_t plan_begin, size_t plan_end, bool from_outbox);
@@ -241,6 +253,10 @@ class fanout final : public connector_listener {
   std::vector<std::unique_ptr<chunk>> chunks_;
   std::vector<uint32_t> free_chunks_;
   size_t chunks_in_use_ = 0;
+
+  // Jobs kept only because an on_open follow-up may still come; finished
+  // when their horizon (accepted_at + on_open.within) passes.
+  std::vector<active_job*> lingering_;
 
   // Per step: the messages planned, their addresses, per-connector demand.
   std::vector<planned> plan_;

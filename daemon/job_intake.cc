@@ -136,6 +136,7 @@ void job_intake::handle(message_batch& batch) {
     job->job_id = c.spec.job_id;
     job->seq = next_seq_++;
     job->partition = c.message->partition;
+    job->accepted_at = now;
     job->target = std::move(resolved->recipients);
     job->target.runOptimize();
     job->progress.total = job->target.cardinality();

@@ -53,9 +53,10 @@ engagement_settings engagement_settings_of(const config& cfg) {
 
 }  // namespace
 
-relay_service::relay_service(config cfg, std::string exe_path)
+relay_service::relay_service(config cfg, std::string exe_path, const clock* clk)
     : config_(std::move(cfg)),
       exe_path_(std::move(exe_path)),
+      clock_(clk != nullptr ? *clk : system_clock_),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       timer_(io_) {}
 
@@ -114,6 +115,7 @@ result<void> relay_service::start() {
                engagement_->model().segment_count());
   delivery_ = std::make_unique<delivery_events>(*db_, *events_, *engagement_, clock_);
   fanout_ = std::make_unique<fanout>(*db_, config_, *events_, *delivery_, *engagement_, clock_);
+  delivery_->on_first_open([this](const send_record& r) { fanout_->on_first_open(r); });
   connectors_.resize(config_.carriers.size() * kChannelCount);
   std::vector<connector*> attached(connectors_.size(), nullptr);
   std::random_device seed_source;
@@ -163,6 +165,7 @@ result<void> relay_service::start() {
     job->job_id = s.job_id;
     job->spec = std::move(*spec);
     job->seq = s.record.seq;
+    job->accepted_at = sys_time(std::chrono::milliseconds(s.record.accepted_at_ms));
     job->partition = -1;  // its Kafka offset was stored when it was accepted
     job->target = roaring::Roaring::readSafe(s.target.data(), s.target.size());
     job->progress = s.progress;
@@ -293,6 +296,7 @@ void relay_service::on_assigned(std::span<const int32_t> partitions) {
     assigned_.push_back(p);
   }
   spdlog::info("{}: assigned {} partitions", config_.kafka.topics.jobs, partitions.size());
+  consuming_.store(true);
 }
 
 void relay_service::on_revoked(std::span<const int32_t> partitions) {

@@ -35,7 +35,9 @@ namespace relay {
 
 class relay_service final : private kafka_consumer::rebalance_listener {
  public:
-  relay_service(config cfg, std::string exe_path);
+  // `clk`: where relay's time comes from (tests pass a controllable one);
+  // null: the system clock. Must outlive the service.
+  relay_service(config cfg, std::string exe_path, const clock* clk = nullptr);
   ~relay_service() override;
 
   // Opens everything; on error nothing keeps running and the message says
@@ -46,6 +48,8 @@ class relay_service final : private kafka_consumer::rebalance_listener {
   // the process exit code.
   int run();
   void request_stop();
+  // True once the jobs topic's partitions were assigned (any thread).
+  bool consuming() const { return consuming_.load(); }
 
  private:
   void on_assigned(std::span<const int32_t> partitions) override;
@@ -68,7 +72,9 @@ class relay_service final : private kafka_consumer::rebalance_listener {
 
   config config_;
   std::string exe_path_;
-  system_clock clock_;
+  system_clock system_clock_;
+  const clock& clock_;
+  std::atomic<bool> consuming_{false};
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer timer_;

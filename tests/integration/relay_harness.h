@@ -281,6 +281,8 @@ class relay_instance {
     return j && j->record.state == job_state::done;
   }
   void close_secondary() { secondary_.reset(); }
+  // relayd's database as a secondary, caught up now (valid until the next call).
+  store* database() { return secondary(); }
 
   // Sum of one counter over all its dimensions (relayctl stats' source).
   uint64_t counter_total(counter_kind kind) {
