@@ -27,7 +27,8 @@ send_plan engagement::plan(const job& spec, uint64_t job_seq, std::span<const ch
                            const recipient_facts& r, uint8_t reachable, plan_step step, sys_time now) {
   send_plan p;
   const date::time_zone* tz = r.tz.empty() ? nullptr : zones_.find(r.tz);
-  const bool later_step = step.exclude != 0 || step.mode == channel_mode::resend;
+  const channel_mode mode = step.mode.value_or(spec.mode);
+  const bool later_step = step.exclude != 0;
 
   // When: not_before, the send window, expires.
   const send_decision when = next_send_time(spec.schedule, tz, zones_, now);
@@ -94,7 +95,7 @@ send_plan engagement::plan(const job& spec, uint64_t job_seq, std::span<const ch
   dims.occupation = r.occupation;
   dims.local_hour = p.local_hour;
   dims.weekday = p.weekday;
-  const choice_input in{step.mode, order, static_cast<uint8_t>(reachable & ~step.exclude), user, &dims};
+  const choice_input in{mode, order, static_cast<uint8_t>(reachable & ~step.exclude), user, &dims};
   p.channels = choose_channel(in, model_, settings_.choice);
   if (p.channels.empty()) {
     if (exclusive) users_.release_quiet(r.ordinal, job_seq);

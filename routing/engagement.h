@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -76,8 +77,8 @@ struct send_plan {
 
 // Which step of a recipient's sequence is being planned.
 struct plan_step {
-  channel_mode mode = channel_mode::specified;  // fallback's later steps and resends pass `specified`
-  uint8_t exclude = 0;                          // channel_bit mask of channels not to use (tried ones)
+  std::optional<channel_mode> mode;  // none: the job's; fallback's later steps and resends pass `specified`
+  uint8_t exclude = 0;               // channel_bit mask of channels not to use (tried ones)
 };
 
 class engagement {
