@@ -4,6 +4,10 @@
 //   relayctl [--config FILE] registry import FILE.jsonl|- [--wait] [--offline]
 //   relayctl [--config FILE] registry get USER
 //   relayctl [--config FILE] stats [--json]
+//   relayctl [--config FILE] stats --by DIMS [--company C] [--carrier K] [--channel CH]
+//                                   [--since DUR|DATE] [--until DUR|DATE] [--json]
+//   relayctl [--config FILE] user USER_ID [--json]
+//   relayctl [--config FILE] explain JOB_ID USER_ID [--json]
 //   relayctl [--config FILE] job JOB_ID
 //
 // Writes go through Kafka (jobs to relay.jobs, registry records to
@@ -27,6 +31,7 @@
 
 #include "daemon/config.h"
 #include "daemon/kafka.h"
+#include "daemon/relayctl_commands.h"
 #include "daemon/registry_intake.h"
 #include "routing/counters.h"
 #include "routing/outbox.h"
@@ -40,6 +45,8 @@
 namespace {
 
 using relay::result;
+using relay::ctl::fail;
+using relay::ctl::open_secondary;
 using steady = std::chrono::steady_clock;
 
 struct options {
@@ -49,13 +56,10 @@ struct options {
   bool offline = false;
   bool json = false;
   std::chrono::milliseconds timeout{60000};
+  relay::ctl::stats_options stats;  // stats --by and its filters
+  bool engagement_stats = false;    // any of them given
   std::vector<std::string> args;
 };
-
-int fail(const std::string& message) {
-  std::fprintf(stderr, "relayctl: %s\n", message.c_str());
-  return 1;
-}
 
 int usage() {
   std::fprintf(stderr,
@@ -65,6 +69,11 @@ int usage() {
                "  registry import FILE.jsonl --offline       write them straight into data_dir (relayd stopped)\n"
                "  registry get USER                          one user's profile, carriers and registrations\n"
                "  stats [--json]                             sends, deliveries, opens (open rate) and rejections by company, carrier, channel\n"
+               "  stats --by DIMS [--company C] [--carrier K] [--channel CH] [--since 7d|DATE] [--until 1d|DATE] [--json]\n"
+               "                                             engagement counts grouped by DIMS (comma-separated: company, carrier,\n"
+               "                                             channel, gender, age_band, region, occupation, hour, weekday, location, day)\n"
+               "  user USER_ID [--json]                      one user's sends, opens, recent open rate, caps and quiet period\n"
+               "  explain JOB_ID USER_ID [--json]            which channel a job chose for a user, when and why; pending fallbacks\n"
                "  job JOB_ID                                 one job's state and progress\n");
   return 2;
 }
@@ -112,19 +121,6 @@ std::string string_field(std::string_view json, const char* name) {
     return std::string(s);
   }
   return {};
-}
-
-result<std::unique_ptr<relay::store>> open_secondary(const relay::config& cfg) {
-  relay::store_options so;
-  so.secondary = true;
-  so.secondary_dir = (std::filesystem::temp_directory_path() /
-                      ("relayctl-" + std::to_string(::getpid()))).string();
-  auto db = relay::store::open(cfg.data_dir + "/db", so);
-  if (!db) {
-    return relay::make_error(db.err().code, db.err().message + " (is data_dir " + cfg.data_dir +
-                                                " right, and has relayd run there?)");
-  }
-  return db;
 }
 
 result<std::string> bootstrap_for(relay::config& cfg, const options& opt) {
@@ -464,6 +460,19 @@ int main(int argc, char** argv) {
       opt.offline = true;
     } else if (a == "--json") {
       opt.json = true;
+      opt.stats.json = true;
+    } else if (a == "--by" || a == "--company" || a == "--carrier" || a == "--channel" || a == "--since" ||
+               a == "--until") {
+      if (i + 1 >= argc) return relay::ctl::bad_argument(a + ": needs a value");
+      std::string& field = a == "--by"        ? opt.stats.by
+                           : a == "--company" ? opt.stats.company
+                           : a == "--carrier" ? opt.stats.carrier
+                           : a == "--channel" ? opt.stats.channel
+                           : a == "--since"   ? opt.stats.since
+                                              : opt.stats.until;
+      field = argv[++i];
+      if (field.empty()) return relay::ctl::bad_argument(a + ": empty");
+      opt.engagement_stats = true;
     } else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -479,10 +488,26 @@ int main(int argc, char** argv) {
   if (!cfg) return fail(cfg.err().message);
 
   const std::string& verb = opt.args[0];
+  if (opt.engagement_stats && verb != "stats") {
+    return relay::ctl::bad_argument(verb + ": --by, --company, --carrier, --channel, --since and --until are options of stats");
+  }
   if (verb == "send") return cmd_send(*cfg, opt);
   if (verb == "registry" && opt.args.size() >= 2 && opt.args[1] == "import") return cmd_registry_import(*cfg, opt);
   if (verb == "registry" && opt.args.size() >= 2 && opt.args[1] == "get") return cmd_registry_get(*cfg, opt);
+  const relay::sys_time now = relay::system_clock().now();
+  if (verb == "stats" && opt.engagement_stats) {
+    if (opt.args.size() != 1) return usage();
+    return relay::ctl::stats_by(*cfg, opt.stats, now);
+  }
   if (verb == "stats") return cmd_stats(*cfg, opt);
+  if (verb == "user") {
+    if (opt.args.size() != 2) return usage();
+    return relay::ctl::user(*cfg, opt.args[1], opt.json, now);
+  }
+  if (verb == "explain") {
+    if (opt.args.size() != 3) return usage();
+    return relay::ctl::explain(*cfg, opt.args[1], opt.args[2], opt.json, now);
+  }
   if (verb == "job") return cmd_job(*cfg, opt);
   return usage();
 }
