@@ -619,7 +619,16 @@ void read_limits(const value_ref& where, limits_config& l) {
 }
 
 void read_tracking(const value_ref& where, tracking_config& t) {
-  map_view m(where, {"base_url", "secret"});
+  map_view m(where, {"base_url", "secret", "location_header"});
+  if (const value_ref* v = m.find("location_header")) {
+    std::string h = as_nonempty_string(*v);
+    for (char& c : h) {
+      const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      if (!ok) fail(v->mark, v->path, "must be an HTTP header name such as cf-ipcountry");
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    t.location_header = std::move(h);
+  }
   if (const value_ref* v = m.find("base_url")) {
     std::string s = as_nonempty_string(*v);
     if (!s.starts_with("http://") && !s.starts_with("https://")) {

@@ -46,6 +46,10 @@ struct tracking_config {
   // HMAC key of the tracking tokens. Empty here: the environment variable
   // RELAY_TRACKING_SECRET, else a random key kept in <data_dir>/tracking.secret.
   std::string secret;
+  // A request header that tells where the reader is (a CDN's or proxy's
+  // country header such as cf-ipcountry); its value becomes the open's
+  // location in the counts. Empty: opens have no location. Lower-case.
+  std::string location_header;
 };
 
 // One (carrier, channel) connector: a plug-in instance and its settings.

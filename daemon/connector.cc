@@ -1,5 +1,8 @@
 #include "daemon/connector.h"
 
+#include <cctype>
+#include <cstddef>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -185,7 +188,9 @@ struct connector::impl {
   static void callback_emit_event(void* ctx, const relay_event* event) noexcept {
     auto* s = static_cast<impl*>(ctx);
     try {
-      if (event == nullptr || event->struct_size < sizeof(relay_event)) {
+      // ABI 1.0 events end before `location`; later fields are read only when present.
+      constexpr size_t kEventV10Size = offsetof(relay_event, location);
+      if (event == nullptr || event->struct_size < kEventV10Size) {
         spdlog::warn("{}: ignoring an event with a missing or short relay_event ({} bytes)",
                      s->name, event != nullptr ? event->struct_size : 0u);
         return;
@@ -208,6 +213,15 @@ struct connector::impl {
         e.to.assign(view(event->to));
         e.text.assign(view(event->text));
         e.at_unix_ms = event->at_unix_ms;
+        e.location.clear();
+        if (event->struct_size >= offsetof(relay_event, location) + sizeof(relay_str)) {
+          e.location.assign(view(event->location));
+          const bool ok = e.location.size() <= 16 &&
+                          std::all_of(e.location.begin(), e.location.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+                          });
+          if (!ok) e.location.clear();  // not a location code: counted without one
+        }
       }
       if (was_empty) s->notify();
     } catch (...) {

@@ -61,6 +61,7 @@ struct connector_outcome {
 struct plugin_event {
   relay_event_type type = RELAY_EVENT_DELIVERED;
   std::string message_id, carrier_ref, reason, detail, from, to, text;
+  std::string location;  // OPENED / CLICKED: where, when the plug-in knows (relay_event.location)
   int64_t at_unix_ms = 0;
 };
 

@@ -46,12 +46,12 @@ void delivery_events::record_send(rocksdb::WriteBatch& batch, std::string_view m
 void delivery_events::add(std::string_view carrier_id, channel ch, const plugin_event& e) {
   ++stats_.received;
   queue_.push_back({e.type, std::string(carrier_id), ch, e.message_id, e.carrier_ref, e.reason, e.detail,
-                    e.at_unix_ms, {}});
+                    e.location, e.at_unix_ms, {}});
 }
 
-void delivery_events::add_tracking(relay_event_type type, std::string_view message_id) {
+void delivery_events::add_tracking(relay_event_type type, std::string_view message_id, std::string_view location) {
   ++stats_.received;
-  queue_.push_back({type, {}, channel::sms, std::string(message_id), {}, {}, {}, 0, {}});
+  queue_.push_back({type, {}, channel::sms, std::string(message_id), {}, {}, {}, std::string(location), 0, {}});
 }
 
 std::string delivery_events::resolve_id(const queued& e) {
@@ -98,7 +98,7 @@ void delivery_events::apply(const queued& e, const std::string& id, send_record&
   for (const auto& k : kKinds) {
     if (!(fresh & k.bit)) continue;
     counters_.add(k.kind, dims, 1);
-    eng_.count_event(r, k.count, now);
+    eng_.count_event(r, k.count, now, e.location);
     if (k.bit == seen_opened && on_first_open_) on_first_open_(r);
     events_.publish({.type = type_name(k.type), .job_id = r.job_id, .message_id = id,
                      .company_id = r.company_id, .user_id = r.user_id, .carrier_id = carrier,

@@ -56,7 +56,8 @@ class delivery_events {
   // A plug-in's event, reported by the connector of (carrier, channel).
   void add(std::string_view carrier_id, channel ch, const plugin_event& event);
   // An open or click on relay's tracking URLs (already verified).
-  void add_tracking(relay_event_type type, std::string_view message_id);
+  // `location`: where the reader was, when the request said (counted by location).
+  void add_tracking(relay_event_type type, std::string_view message_id, std::string_view location = {});
 
   // Resolves queued events; writes the records' new `seen` bits and the
   // counters in one batch. Call after the fan-out's batch is written.
@@ -74,7 +75,7 @@ class delivery_events {
     relay_event_type type;
     std::string carrier_id;  // empty for tracking events
     channel ch = channel::sms;
-    std::string message_id, carrier_ref, reason, detail;
+    std::string message_id, carrier_ref, reason, detail, location;
     int64_t at_unix_ms = 0;
     sys_time give_up{};
   };

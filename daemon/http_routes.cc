@@ -1,5 +1,7 @@
 #include "daemon/http_routes.h"
 
+#include <cctype>
+
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -121,6 +123,21 @@ class routes {
     return text(s, "");
   }
 
+  // The reader's location from the configured header: a short code of
+  // letters, digits and '-' (e.g. "JP", "US-CA"); anything else is dropped.
+  std::string_view location_of(const http_request& req) const {
+    if (c_.location_header.empty()) return {};
+    for (const auto& [name, value] : req.headers) {
+      if (name != c_.location_header) continue;
+      if (value.empty() || value.size() > 16) return {};
+      for (char ch : value) {
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return {};
+      }
+      return value;
+    }
+    return {};
+  }
+
   http_response tracking(const http_request& req, tracking_kind kind,
                          std::string_view token) const {
     if (c_.signer == nullptr) return not_found();
@@ -131,7 +148,7 @@ class routes {
       return not_found();
     }
     if (kind == tracking_kind::click && !redirectable(claim->url)) return not_found();
-    if (req.method == "GET" && c_.on_tracking) c_.on_tracking(*claim);
+    if (req.method == "GET" && c_.on_tracking) c_.on_tracking(*claim, location_of(req));
 
     http_response r;
     r.headers.emplace_back("Cache-Control", kNoStore);

@@ -28,8 +28,10 @@ struct http_routes_config {
   // /hooks/{carrier}/{channel}: the connector, or null. Thread-safe (the set is fixed after start).
   std::function<connector*(std::string_view carrier, std::string_view channel)> find_connector;
   const tracking_signer* signer = nullptr;  // null: /t/* answer 404
-  std::function<void(const tracking_claim&)>
+  // `location`: the value of `location_header` (sanitized; empty when absent).
+  std::function<void(const tracking_claim&, std::string_view location)>
       on_tracking;                            // thread-safe; relayd posts it to its core thread
+  std::string location_header;                // lower-case; empty: none
   std::function<std::string()> metrics_text;  // thread-safe; the /metrics body
   std::function<bool()> ready;                // /readyz
   // Optional: true once shutdown has begun, so /readyz says "stopping"

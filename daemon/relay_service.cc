@@ -187,12 +187,13 @@ result<void> relay_service::start_http() {
     return nullptr;
   };
   routes.signer = signer_.get();
-  routes.on_tracking = [this](const tracking_claim& claim) {
+  routes.location_header = config_.tracking.location_header;
+  routes.on_tracking = [this](const tracking_claim& claim, std::string_view location) {
     // HTTP thread: hand it to the core thread.
     const relay_event_type type = claim.kind == tracking_kind::open ? RELAY_EVENT_OPENED : RELAY_EVENT_CLICKED;
-    boost::asio::post(io_, [this, type, id = claim.id] {
+    boost::asio::post(io_, [this, type, id = claim.id, where = std::string(location)] {
       if (stopped_) return;
-      delivery_->add_tracking(type, view(id));
+      delivery_->add_tracking(type, view(id), where);
       schedule_pump();
     });
   };

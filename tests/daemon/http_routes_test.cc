@@ -183,9 +183,11 @@ class http_routes_test : public ::testing::Test {
       return nullptr;
     };
     c.signer = signer;
-    c.on_tracking = [this](const tracking_claim& claim) {
+    c.location_header = "cf-ipcountry";
+    c.on_tracking = [this](const tracking_claim& claim, std::string_view location) {
       std::lock_guard lock(mu_);
       claims_.push_back(claim);
+      locations_.emplace_back(location);
     };
     c.metrics_text = [] { return std::string("relay_up 1\n"); };
     c.ready = [this] { return ready_.load(); };
@@ -198,6 +200,10 @@ class http_routes_test : public ::testing::Test {
   std::vector<tracking_claim> claims() {
     std::lock_guard lock(mu_);
     return claims_;
+  }
+  std::vector<std::string> locations() {
+    std::lock_guard lock(mu_);
+    return locations_;
   }
   std::vector<seen_webhook> seen() {
     std::lock_guard lock(plugin_.mu);
@@ -212,6 +218,7 @@ class http_routes_test : public ::testing::Test {
   std::atomic<bool> ready_{false}, stopping_{false};
   std::mutex mu_;
   std::vector<tracking_claim> claims_;
+  std::vector<std::string> locations_;
   std::unique_ptr<http_server> server_;
   const message_id id_ = id_of("0123456789abcdef0123456789abcdef");
 };
@@ -417,6 +424,16 @@ TEST_F(http_routes_test, head_on_tracking_links_answers_but_counts_nothing) {
   EXPECT_EQ(k->result_int(), 302);
   EXPECT_EQ(field(*k, "Location"), "https://acme.example/");
   EXPECT_TRUE(claims().empty()) << "link scanners probe with HEAD";
+}
+
+TEST_F(http_routes_test, an_open_carries_the_readers_location_from_the_configured_header_when_it_is_a_code) {
+  serve(&signer_);
+  raw_client c(server_->port());
+  const std::string pixel = "/t/o/" + signer_.open_token(id_);
+  EXPECT_EQ(c.request("GET", pixel, {}, "CF-IPCountry: JP\r\n")->result_int(), 200);
+  EXPECT_EQ(c.request("GET", pixel, {}, "CF-IPCountry: <script>\r\n")->result_int(), 200);
+  EXPECT_EQ(c.request("GET", pixel)->result_int(), 200);
+  EXPECT_EQ(locations(), (std::vector<std::string>{"JP", "", ""}));
 }
 
 TEST_F(http_routes_test, signed_urls_that_could_split_headers_or_run_script_never_redirect) {

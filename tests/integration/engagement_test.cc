@@ -102,7 +102,7 @@ TEST(Engagement, a_send_that_cannot_happen_before_the_job_expires_fails_as_expir
 }
 
 TEST(Engagement, fallback_sends_the_next_channel_only_to_users_who_did_not_open) {
-  engagement_relay r("fallback");
+  engagement_relay r("fallback", "tracking: {location_header: CF-IPCountry}\n");
   r.files.send_job(job("f-1", R"("to":{"users":["u1","u2"]},)"
                               R"("channels":{"mode":"fallback","order":["rcs","sms"],"fallback_after":"2h"})",
                        R"({"text":"Hello","html":"<p>Hello</p>"})"));
@@ -111,7 +111,10 @@ TEST(Engagement, fallback_sends_the_next_channel_only_to_users_who_did_not_open)
   const std::string html = r.lines("rcs", "u1").at(0)["content"]["html"];
   std::smatch m;
   ASSERT_TRUE(std::regex_search(html, m, std::regex("/t/o/([A-Za-z0-9_-]+)"))) << html;
-  EXPECT_EQ(http_get(r.files.http_address(), "/t/o/" + std::string(m[1])).status, 200);
+  // Behind a CDN that says where the reader is: the open counts by location.
+  EXPECT_EQ(http_request(r.files.http_address(), "GET", "/t/o/" + std::string(m[1]), {}, {{"CF-IPCountry", "JP"}})
+                .status,
+            200);
   ASSERT_TRUE(wait_until([&] { return r.events_of("opened") == 1; }, 10s));
 
   r.clk.advance(2h + 1s);
@@ -131,6 +134,11 @@ TEST(Engagement, fallback_sends_the_next_channel_only_to_users_who_did_not_open)
   EXPECT_EQ((*rows)[0].counts[engagement_count::opened], 1u);
   EXPECT_EQ((*rows)[1].key[0], "sms");
   EXPECT_EQ((*rows)[1].counts[engagement_count::sent], 1u);
+  auto places = query_engagement(*db, {.group_by = {engagement_dimension::location}, .company = "acme"});
+  ASSERT_TRUE(places) << places.err().message;
+  ASSERT_EQ(places->size(), 1u);
+  EXPECT_EQ((*places)[0].key[0], "JP");
+  EXPECT_EQ((*places)[0].counts[engagement_count::opened], 1u);
 }
 
 TEST(Engagement, resend_repeats_the_channel_with_new_message_ids_at_most_max_resends_times) {

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define RELAY_PLUGIN_ABI_MAJOR 1u
-#define RELAY_PLUGIN_ABI_MINOR 0u
+#define RELAY_PLUGIN_ABI_MINOR 1u
 /* major in the high 16 bits, minor in the low 16 bits. The host refuses a
  * plug-in whose major differs from its own; minors only add fields at the end
  * of structs, which the reader detects through struct_size. */
@@ -122,6 +122,11 @@ typedef struct relay_event {
   relay_str to;          /* INBOUND: the address the user wrote to (agent, short code, sender) */
   relay_str text;        /* INBOUND: the user's text */
   int64_t at_unix_ms;    /* when it happened at the carrier; 0 = now */
+  /* Added in ABI 1.1 (relay reads it only when struct_size covers it, so a
+   * plug-in built against 1.0 still works): OPENED / CLICKED: where the user
+   * was, when the carrier says — a short code of letters, digits and '-' such
+   * as "JP" or "US-CA"; empty when unknown. Counted by location. */
+  relay_str location;
 } relay_event;
 
 /* An HTTP request relay received at /hooks/{carrier}/{channel}. */
