@@ -11,71 +11,10 @@
 #include "daemon/relayctl_commands.h"
 #include "routing/duration.h"
 #include "routing/engagement_cube.h"
+#include "routing/timestamp.h"
 
 namespace relay::ctl {
 namespace {
-
-bool read_digits(std::string_view s, size_t at, size_t n, int& out) {
-  if (at + n > s.size()) return false;
-  out = 0;
-  for (size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
-// YYYY-MM-DD, optionally followed by [T| ]HH:MM[:SS[.frac]][Z|+HH:MM|-HH:MM];
-// no offset means UTC (a command line is typed by an operator who reads UTC
-// in relay's logs and events).
-std::optional<sys_time> parse_date_time(std::string_view s) {
-  using namespace std::chrono;
-  int y = 0, mo = 0, d = 0;
-  if (!read_digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !read_digits(s, 5, 2, mo) ||
-      s[7] != '-' || !read_digits(s, 8, 2, d)) {
-    return std::nullopt;
-  }
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
-                           day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  sys_time t = time_point_cast<milliseconds>(sys_days{ymd});
-  if (s.size() == 10) return t;
-  int h = 0, mi = 0, sec = 0;
-  if ((s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !read_digits(s, 11, 2, h) ||
-      s.size() < 16 || s[13] != ':' || !read_digits(s, 14, 2, mi) || h > 23 || mi > 59) {
-    return std::nullopt;
-  }
-  size_t pos = 16;
-  if (pos < s.size() && s[pos] == ':') {
-    if (!read_digits(s, pos + 1, 2, sec) || sec > 60) return std::nullopt;
-    pos += 3;
-  }
-  int millis = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    const size_t start = ++pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (pos - start < 3) millis = millis * 10 + (s[pos] - '0');
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-    for (size_t k = pos - start; k < 3; ++k) millis *= 10;
-  }
-  int offset_minutes = 0;
-  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
-    ++pos;
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh = 0, om = 0;
-    if (!read_digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !read_digits(s, pos + 4, 2, om) || oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset_minutes = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
-    pos += 6;
-  }
-  if (pos != s.size()) return std::nullopt;
-  t += hours{h} + minutes{mi} + seconds{sec} + milliseconds{millis};
-  return t - minutes{offset_minutes};
-}
 
 std::string valid_dimensions() {
   std::string out;
@@ -129,7 +68,7 @@ result<std::unique_ptr<store>> open_secondary(const config& cfg) {
 
 result<sys_time> parse_time_argument(std::string_view text, sys_time now) {
   if (auto d = parse_duration(text)) return now - *d;
-  if (auto t = parse_date_time(text)) return *t;
+  if (auto t = parse_rfc3339(text, timestamp_form::lenient)) return *t;
   return make_error(errc::invalid_argument,
                     "expected a duration back from now (7d, 12h, 30m), a date (2026-11-23) or an "
                     "RFC 3339 time (2026-11-23T09:00:00+09:00)");

@@ -13,6 +13,7 @@
 #include "routing/duration.h"
 #include "routing/targeting.h"
 #include "routing/time_zones.h"
+#include "routing/timestamp.h"
 
 namespace relay {
 
@@ -179,70 +180,6 @@ result<void> collect(const element& obj_element, const std::array<std::string_vi
 
 // ---- timestamps ---------------------------------------------------------------
 
-bool read_digits(std::string_view s, size_t pos, size_t n, int& out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  out = v;
-  return true;
-}
-
-// RFC 3339 date-time, strictly: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM).
-// An offset is required (a time without one means a different instant on
-// every machine). Fractions beyond milliseconds are truncated. A leap second
-// (:60) is accepted and lands on the next second. Pure arithmetic on the
-// proleptic Gregorian calendar: no locale, no TZ database, no libc state.
-std::optional<sys_time> parse_rfc3339(std::string_view s) {
-  using namespace std::chrono;
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (s.size() < 20) return std::nullopt;
-  if (!read_digits(s, 0, 4, y) || s[4] != '-' || !read_digits(s, 5, 2, mo) || s[7] != '-' ||
-      !read_digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !read_digits(s, 11, 2, h) ||
-      s[13] != ':' || !read_digits(s, 14, 2, mi) || s[16] != ':' || !read_digits(s, 17, 2, sec)) {
-    return std::nullopt;
-  }
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
-                           day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-
-  size_t pos = 19;
-  int millis = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    const size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (pos - start < 3) millis = millis * 10 + (s[pos] - '0');
-      ++pos;
-    }
-    if (pos == start) return std::nullopt;
-    for (size_t k = pos - start; k < 3; ++k) millis *= 10;
-  }
-  if (pos >= s.size()) return std::nullopt;
-
-  int offset_minutes = 0;
-  if (s[pos] == 'Z' || s[pos] == 'z') {
-    ++pos;
-  } else if (s[pos] == '+' || s[pos] == '-') {
-    int oh = 0, om = 0;
-    if (!read_digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !read_digits(s, pos + 4, 2, om) || oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset_minutes = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size()) return std::nullopt;
-
-  const sys_time local = time_point_cast<milliseconds>(sys_days{ymd}) + hours{h} + minutes{mi} +
-                         seconds{sec} + milliseconds{millis};
-  return local - minutes{offset_minutes};
-}
-
 constexpr std::string_view kTimestampHelp =
     "must be an RFC 3339 timestamp with offset (e.g. 2026-11-24T09:00:00+09:00)";
 
@@ -259,7 +196,7 @@ result<int> read_clock_time(const element& e, std::string_view path) {
   auto s = read_string(e, path);
   if (!s) return s.err();
   int h = 0, m = 0;
-  if (s->size() != 5 || (*s)[2] != ':' || !read_digits(*s, 0, 2, h) || !read_digits(*s, 3, 2, m) ||
+  if (s->size() != 5 || (*s)[2] != ':' || !read_fixed_digits(*s, 0, 2, h) || !read_fixed_digits(*s, 3, 2, m) ||
       h > 23 || m > 59) {
     return fail(path, "must be a time of day HH:MM (00:00 to 23:59)");
   }
