@@ -57,7 +57,7 @@ TEST_F(plugin_host_test, refuses_a_plugin_built_for_another_abi_major) {
           "(2u << 16) | 3u, sizeof(relay_plugin), \"abi2\", \"1\", create, destroy, submit, 0"));
   auto lib = plugin_library::load(path);
   ASSERT_FALSE(lib);
-  EXPECT_EQ(lib.err().message, path + ": plug-in ABI 2.3 is not supported by this relay (ABI 1.0)");
+  EXPECT_EQ(lib.err().message, path + ": plug-in ABI 2.3 is not supported by this relay (ABI 1.1)");
   EXPECT_EQ(lib.err().code, errc::unsupported);
 }
 
