@@ -20,7 +20,6 @@ constexpr uint16_t kSkipped = 0xfffe;    // the recipient waits in an outbox ins
 constexpr uint16_t kWait = 0xfffd;       // not now: a timer (send window, quiet period)
 constexpr uint16_t kExpired = 0xfffc;    // its job expired before it could be sent
 constexpr uint16_t kThrottled = 0xfffb;  // the user's caps are used up
-constexpr bool is_unsent(uint16_t connector) { return connector >= kThrottled; }
 
 // Timer payloads (the fan-out's own encoding, opaque to the timer store):
 //   send:              mode, exclude (channel bits not to use), step
