@@ -141,7 +141,7 @@ std::vector<json> events_of(const std::vector<json>& events, const std::string& 
                             const std::string& user) {
   std::vector<json> out;
   for (const auto& e : of_type(events, type)) {
-    if (e["user_id"] == user) out.push_back(e);
+    if (e.value("user_id", std::string()) == user) out.push_back(e);
   }
   return out;
 }
@@ -167,8 +167,9 @@ std::vector<std::string> story(const std::vector<json>& events, const std::strin
                                const std::string& user) {
   std::vector<std::string> out;
   for (const auto& e : events) {
-    if (e["user_id"] != user || e["job_id"] != job) continue;
-    const std::string type = e["type"];
+    // Not every event names a user (`accepted` does not): value(), not [].
+    if (e.value("user_id", std::string()) != user || e.value("job_id", std::string()) != job) continue;
+    const std::string type = e.value("type", std::string());
     if (type != "sent" && type != "failed" && type != "opened") continue;
     out.push_back(type + ":" + e.value("channel", std::string("?")));
   }
