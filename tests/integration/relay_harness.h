@@ -8,6 +8,7 @@
 // do not see each other's messages.
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -133,6 +134,9 @@ class relay_instance {
     const std::string relayd = std::string(RELAY_BINARY_DIR) + "/relayd";
     pid_ = ::fork();
     if (pid_ == 0) {
+      // A test that dies (an assertion, a sanitizer report) takes its relayd
+      // with it, so no orphan holds ctest's output pipe open until the timeout.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
