@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "daemon/metrics_text.h"
+#include "tests/daemon/raw_http_client.h"
 #include "tests/plugin_test_support.h"
 #include "tests/test_support.h"
 
@@ -26,69 +27,11 @@ namespace {
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
-using response = http::response<http::string_body>;
+using test::field;
+using test::raw_client;
+using test::response;
 using test::rs;
 using test::str;
-
-// A raw HTTP/1.1 client over a POSIX socket (reads bounded by SO_RCVTIMEO).
-class raw_client {
- public:
-  explicit raw_client(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  }
-  ~raw_client() { ::close(fd_); }
-  raw_client(const raw_client&) = delete;
-  raw_client& operator=(const raw_client&) = delete;
-
-  std::optional<response> request(std::string_view method, std::string_view target,
-                                  std::string_view body = {}, std::string_view extra_headers = {}) {
-    std::string req = std::string(method) + " " + std::string(target) +
-                      " HTTP/1.1\r\nHost: relay.test\r\n" + std::string(extra_headers);
-    if (!body.empty() || method == "POST") {
-      req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    }
-    req += "\r\n";
-    req += body;
-    for (std::string_view rest = req; !rest.empty();) {
-      const ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
-      if (n <= 0) return std::nullopt;
-      rest.remove_prefix(static_cast<size_t>(n));
-    }
-    http::response_parser<http::string_body> p;
-    p.eager(true);
-    if (method == "HEAD") p.skip(true);
-    for (;;) {
-      if (!buffer_.empty()) {
-        boost::beast::error_code ec;
-        const size_t n = p.put(boost::asio::buffer(buffer_.data(), buffer_.size()), ec);
-        buffer_.erase(0, n);
-        if (p.is_done()) return p.release();
-        if (ec && ec != http::error::need_more) return std::nullopt;
-        if (n > 0) continue;
-      }
-      char tmp[16384];
-      const ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
-      if (n <= 0) return std::nullopt;
-      buffer_.append(tmp, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  int fd_ = -1;
-  std::string buffer_;
-};
-
-std::string field(const response& r, std::string_view name) {
-  auto it = r.find(boost::beast::string_view(name.data(), name.size()));
-  return it == r.end() ? std::string() : std::string(it->value());
-}
 
 message_id id_of(std::string_view hex) {
   message_id id{};
