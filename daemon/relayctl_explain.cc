@@ -417,6 +417,11 @@ int explain(const config& cfg, std::string_view job_id, std::string_view user_id
   // says, and a `to.all` job is judged by the user's registrations now.
   std::optional<bool> recipient_of_job;
   bool recipient_guessed = false;
+  bool listed_not_registered = false;
+  const bool registered_now = std::any_of(
+      profile->registrations.begin(), profile->registrations.end(), [&](const registration& g) {
+        return g.company_id == spec->company_id && (spec->service_id.empty() || g.service_id == spec->service_id);
+      });
   if (!sj->target.empty()) {
     try {
       const roaring::Roaring target =
@@ -426,14 +431,12 @@ int explain(const config& cfg, std::string_view job_id, std::string_view user_id
       // Unreadable: say nothing about membership.
     }
   } else if (spec->target == target_kind::users) {
-    recipient_of_job =
-        std::find(spec->users.begin(), spec->users.end(), user_id) != spec->users.end();
+    const bool listed = std::find(spec->users.begin(), spec->users.end(), user_id) != spec->users.end();
+    listed_not_registered = listed && !registered_now;
+    recipient_of_job = listed && registered_now;
+    recipient_guessed = listed_not_registered;
   } else if (spec->target == target_kind::all) {
-    recipient_of_job = std::any_of(
-        profile->registrations.begin(), profile->registrations.end(), [&](const registration& g) {
-          return g.company_id == spec->company_id &&
-                 (spec->service_id.empty() || g.service_id == spec->service_id);
-        });
+    recipient_of_job = registered_now;
     recipient_guessed = true;
   }
 
@@ -604,9 +607,13 @@ int explain(const config& cfg, std::string_view job_id, std::string_view user_id
                        uint64_t{*ordinal} < sj->progress.next_cursor;
   std::string note;
   if (recipient_of_job && !*recipient_of_job && sends.empty() && pending.empty()) {
-    note = recipient_guessed
-               ? "user " + std::string(user_id) + " is not registered with " + spec->company_id +
-                     (spec->service_id.empty() ? "" : " (service " + spec->service_id + ")") +
+    const std::string registered_with =
+        spec->company_id + (spec->service_id.empty() ? "" : " (service " + spec->service_id + ")");
+    note = listed_not_registered
+               ? "user " + std::string(user_id) + " is listed by the job but not registered with " +
+                     registered_with + ": never sent to (rejected: not_registered)"
+           : recipient_guessed
+               ? "user " + std::string(user_id) + " is not registered with " + registered_with +
                      " now, so it was probably not a recipient of this job"
                : "user " + std::string(user_id) + " is not a recipient of this job";
   } else if (sends.empty() && pending.empty()) {
