@@ -47,13 +47,14 @@
 #include <thread>
 #include <vector>
 
+#include "plugins/common/abi_support.h"
 #include "relay/plugin.h"
 
 namespace {
 
-std::string_view view(relay_str s) {
-  return s.data != nullptr ? std::string_view(s.data, s.size) : std::string_view();
-}
+using relay::plugin_abi::view;
+using relay::plugin_abi::write_error;
+
 
 uint64_t now_unix_us() {
   timespec ts;
@@ -312,9 +313,6 @@ bool find_stamp(std::string_view content, uint64_t& stamp) {
   return ec == std::errc() && p != b;
 }
 
-void write_error(char* error, size_t size, const std::string& text) {
-  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", text.c_str());
-}
 
 void* bs_on_create(const relay_host* host, const relay_kv* config, size_t count, char* error,
                    size_t error_size) noexcept {

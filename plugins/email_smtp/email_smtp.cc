@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "plugins/common/abi_support.h"
 #include "plugins/email_smtp/content.h"
 #include "plugins/email_smtp/mime.h"
 #include "plugins/email_smtp/smtp_config.h"
@@ -48,13 +49,14 @@
 
 namespace {
 
+using relay::plugin_abi::config_pairs;
+using relay::plugin_abi::to_relay;
+using relay::plugin_abi::view;
+using relay::plugin_abi::write_error;
+
 namespace asio = boost::asio;
 using namespace relay::email_smtp;
 
-std::string_view view(relay_str s) {
-  return s.data != nullptr ? std::string_view(s.data, s.size) : std::string_view();
-}
-relay_str to_relay(std::string_view s) { return relay_str{s.data(), s.size()}; }
 
 // A copy of one relay_message; owned by the instance from on_submit on.
 struct job {
@@ -300,10 +302,6 @@ class smtp_client {
 // ---------------------------------------------------------------------------
 // The C ABI. Nothing may throw out of these.
 
-void write_error(char* error, size_t error_size, const std::string& text) {
-  if (error == nullptr || error_size == 0) return;
-  std::snprintf(error, error_size, "%s", text.c_str());
-}
 
 void* on_create(const relay_host* host, const relay_kv* config, size_t config_count, char* error,
                 size_t error_size) {
@@ -313,9 +311,7 @@ void* on_create(const relay_host* host, const relay_kv* config, size_t config_co
       write_error(error, error_size, "email_smtp: the host's relay_host table is incomplete");
       return nullptr;
     }
-    std::vector<std::pair<std::string, std::string>> kv;
-    for (size_t i = 0; i < config_count; ++i)
-      kv.emplace_back(std::string(view(config[i].key)), std::string(view(config[i].value)));
+    const auto kv = config_pairs(config, config_count);
     smtp_config cfg;
     if (std::string why = parse_config(kv, cfg); !why.empty()) {
       write_error(error, error_size, why);

@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "plugins/common/abi_support.h"
+#include "plugins/common/json_text.h"
 #include "plugins/common/utf8.h"
 
 #include <algorithm>
@@ -52,12 +54,12 @@
 
 namespace {
 
+using relay::plugin_abi::to_relay;
+using relay::plugin_abi::view;
+using relay::plugin_abi::write_error;
+
 using steady = std::chrono::steady_clock;
 
-std::string_view view(relay_str s) {
-  return s.data != nullptr ? std::string_view(s.data, s.size) : std::string_view();
-}
-relay_str to_relay(std::string_view s) { return relay_str{s.data(), s.size()}; }
 
 // ---------------------------------------------------------------------------
 // Deterministic draws: the same message (and attempt) always gets the same
@@ -91,40 +93,8 @@ enum : uint64_t { kDrawPermanent = 1, kDrawTransient = 2, kDrawEngagement = 3 };
 
 using relay::plugin_text::utf8_sequence;
 
-// Appends the body of a JSON string (no surrounding quotes): quote and
-// backslash escaped, control characters as \u00XX, invalid UTF-8 bytes
-// replaced by U+FFFD so the line stays valid JSON.
-void append_escaped(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-      ++i;
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-    } else if (size_t n = utf8_sequence(s, i); n != 0) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out += "\\ufffd";
-      ++i;
-    }
-  }
-}
-
-void append_string(std::string& out, std::string_view s) {
-  out += '"';
-  append_escaped(out, s);
-  out += '"';
-}
+using relay::plugin_text::append_json_escaped;
+using relay::plugin_text::append_json_quoted;
 
 // Validates that `s` is exactly one JSON object (surrounding whitespace
 // allowed). On failure, error_at is the byte offset of the problem.
@@ -687,7 +657,7 @@ class sink {
     for (size_t i : indexes) {
       const queued_message& m = batch[i];
       id_key.clear();
-      append_escaped(id_key, m.message_id);
+      append_json_escaped(id_key, m.message_id);
       bool inserted_id = false;
       if (file.ids_loaded) {
         auto it = file.ids.find(id_key);
@@ -706,17 +676,17 @@ class sink {
       buffer_ += "{\"message_id\":\"";
       buffer_ += id_key;
       buffer_ += "\",\"job_id\":";
-      append_string(buffer_, m.job_id);
+      append_json_quoted(buffer_, m.job_id);
       buffer_ += ",\"company_id\":";
-      append_string(buffer_, m.company_id);
+      append_json_quoted(buffer_, m.company_id);
       buffer_ += ",\"user_id\":";
-      append_string(buffer_, m.user_id);
+      append_json_quoted(buffer_, m.user_id);
       buffer_ += ",\"carrier_id\":";
-      append_string(buffer_, m.carrier_id);
+      append_json_quoted(buffer_, m.carrier_id);
       buffer_ += ",\"channel\":";
-      append_string(buffer_, m.channel);
+      append_json_quoted(buffer_, m.channel);
       buffer_ += ",\"address\":";
-      append_string(buffer_, m.address);
+      append_json_quoted(buffer_, m.address);
       buffer_ += ",\"content\":";
       append_compact(buffer_, m.content_json.empty() ? std::string_view("{}") : m.content_json);
       buffer_ += ",\"attempt\":";
@@ -809,10 +779,6 @@ class sink {
 // ---------------------------------------------------------------------------
 // The C ABI. Nothing may throw out of these.
 
-void write_error(char* error, size_t error_size, const std::string& text) {
-  if (error == nullptr || error_size == 0) return;
-  std::snprintf(error, error_size, "%s", text.c_str());
-}
 
 void* fs_on_create(const relay_host* host, const relay_kv* config, size_t config_count, char* error,
                    size_t error_size) {

@@ -1,5 +1,6 @@
 #include "plugins/rcs_rbm/json.h"
 
+#include "plugins/common/json_text.h"
 #include "plugins/common/utf8.h"
 
 #include <charconv>
@@ -294,35 +295,7 @@ bool parse_json(std::string_view text, json& out, std::string& error) {
   return parser(text).document(out, error);
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c == '\n') {
-      out += "\\n", ++i;
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-      ++i;
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-    } else if (size_t n = utf8_sequence(s, i); n != 0) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out += "\\ufffd";
-      ++i;
-    }
-  }
-  out += '"';
-}
+void append_json_string(std::string& out, std::string_view s) { relay::plugin_text::append_json_quoted(out, s); }
 
 void json::dump_to(std::string& out) const {
   switch (kind_) {

@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "plugins/common/abi_support.h"
 #include "plugins/rcs_rbm/agent_message.h"
 #include "plugins/rcs_rbm/capability_cache.h"
 #include "plugins/rcs_rbm/http_pool.h"
@@ -53,15 +54,16 @@
 
 namespace {
 
+using relay::plugin_abi::config_pairs;
+using relay::plugin_abi::to_relay;
+using relay::plugin_abi::view;
+using relay::plugin_abi::write_error;
+
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using namespace relay::rcs_rbm;
 using steady = std::chrono::steady_clock;
 
-std::string_view view(relay_str s) {
-  return s.data != nullptr ? std::string_view(s.data, s.size) : std::string_view();
-}
-relay_str to_relay(std::string_view s) { return relay_str{s.data(), s.size()}; }
 
 bool is_e164(std::string_view s) {
   if (s.size() < 3 || s.size() > 16 || s[0] != '+') return false;
@@ -453,10 +455,6 @@ class rbm_connector {
   std::thread thread_;
 };
 
-void write_error(char* error, size_t error_size, const std::string& text) {
-  if (error == nullptr || error_size == 0) return;
-  std::snprintf(error, error_size, "%s", text.c_str());
-}
 
 void* on_create(const relay_host* host, const relay_kv* config, size_t config_count, char* error,
                 size_t error_size) {
@@ -465,9 +463,7 @@ void* on_create(const relay_host* host, const relay_kv* config, size_t config_co
       write_error(error, error_size, "rcs_rbm: the host's table is too old");
       return nullptr;
     }
-    std::vector<std::pair<std::string, std::string>> kv;
-    for (size_t k = 0; k < config_count; ++k)
-      kv.emplace_back(std::string(view(config[k].key)), std::string(view(config[k].value)));
+    const auto kv = config_pairs(config, config_count);
     rbm_config cfg;
     if (std::string why = parse_config(kv, cfg); !why.empty()) {
       write_error(error, error_size, why);

@@ -1,3 +1,4 @@
+#include "plugins/common/abi_support.h"
 #include "plugins/sms_smpp/smpp_connector.h"
 
 #include <algorithm>
@@ -11,15 +12,14 @@ namespace sms_smpp {
 
 namespace {
 
+using relay::plugin_abi::to_relay;
+using relay::plugin_abi::view;
+
 constexpr std::chrono::milliseconds kSweepInterval{20};
 // How long shutdown waits for outstanding submit_sm_resps, then for unbind_resp.
 constexpr std::chrono::milliseconds kDrainGrace{2000};
 constexpr std::chrono::milliseconds kUnbindGrace{1000};
 
-relay_str to_relay(std::string_view s) { return relay_str{s.data(), s.size()}; }
-std::string_view view(relay_str s) {
-  return s.data != nullptr ? std::string_view(s.data, s.size) : std::string_view();
-}
 
 std::string ms_text(std::chrono::milliseconds d) {
   if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";

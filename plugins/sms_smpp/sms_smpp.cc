@@ -9,16 +9,15 @@
 #include <utility>
 #include <vector>
 
+#include "plugins/common/abi_support.h"
 #include "plugins/sms_smpp/smpp_config.h"
 #include "plugins/sms_smpp/smpp_connector.h"
 #include "relay/plugin.h"
 
 namespace {
 
-void write_error(char* error, size_t error_size, const std::string& text) {
-  if (error == nullptr || error_size == 0) return;
-  std::snprintf(error, error_size, "%s", text.c_str());
-}
+using relay::plugin_abi::write_error;
+
 
 std::string str(relay_str s) {
   return s.data != nullptr ? std::string(s.data, s.size) : std::string();
