@@ -108,7 +108,9 @@ function readBody(req) {
     req.on('error', reject);
   });
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A slow carrier, on request (--delay-ms, /_test/config delay_ms): each API
+// answer is held back this long. Peer behaviour under test, not a test's wait.
+const holdBack = (ms) => new Promise((r) => setTimeout(r, ms));
 const chars = (s) => [...s].length;
 
 // ---- AgentMessage validation (returns an error text or '') --------------------
@@ -281,7 +283,7 @@ async function api(req, res, url) {
     });
   }
   const body = await readBody(req);
-  if (opts.delayMs > 0) await sleep(opts.delayMs);
+  if (opts.delayMs > 0) await holdBack(opts.delayMs);
   if (!authorised(req)) return apiError(res, 401, 'Request had invalid authentication credentials.');
   const agentId = url.searchParams.get('agentId') || '';
   if (opts.agentId && agentId !== opts.agentId) return apiError(res, 403, 'The caller does not have permission');
