@@ -170,6 +170,8 @@ TEST(Engagement, a_daily_cap_throttles_further_jobs_until_the_users_next_day) {
   ASSERT_TRUE(wait_until([&] { return r.files.job_done("c-1"); }, 30s));
   r.files.send_job(job("c-2", to));
   ASSERT_TRUE(wait_until([&] { return r.files.job_done("c-2"); }, 30s));
+  // The job is recorded done before its events have reached Kafka.
+  ASSERT_TRUE(wait_until([&] { return r.events_of("rejected") == 1; }, 10s));
   const auto rejected = of_type(r.files.events(), "rejected");
   ASSERT_EQ(rejected.size(), 1u);
   EXPECT_EQ(rejected[0]["reason"], "throttled");
