@@ -328,6 +328,8 @@ TEST(Fallback, a_failed_rcs_send_falls_back_to_sms_at_once) {
       << relay.log_text();
   EXPECT_EQ(p.sms_to(u3), 1u) << "the SMSC's log:\n" << p.smsc_log();
 
+  // Jobs are recorded done before their events reach Kafka: wait for them.
+  ASSERT_TRUE(wait_until([&] { return story(relay.events(), "fb-2", "u3").size() >= 2; }, seconds(10)));
   const auto events = relay.events();
   EXPECT_EQ(story(events, "fb-2", "u3"), (std::vector<std::string>{"failed:rcs", "sent:sms"}))
       << json(events).dump();
@@ -390,6 +392,7 @@ TEST(Fallback, fallback_survives_a_restart) {
   EXPECT_NE(relay.log_text().find("1 timers pending from before the restart"), std::string::npos)
       << relay.log_text();
   EXPECT_EQ(p.rbm_stats().value("creates", 0) + p.rbm_stats().value("duplicates", 0), 1);
+  ASSERT_TRUE(wait_until([&] { return story(relay.events(), "fb-3", "u5").size() >= 2; }, seconds(10)));
   const auto events = relay.events();
   EXPECT_EQ(story(events, "fb-3", "u5"), (std::vector<std::string>{"sent:rcs", "sent:sms"}))
       << json(events).dump();
